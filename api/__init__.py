@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): uploads, documents, tasks, search and operations."""

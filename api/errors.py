@@ -1,0 +1,69 @@
+"""One error shape for every failure: `{"error": code, "detail": sentence}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from shared.errors import AppError
+
+log = structlog.get_logger("chute.api")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "too_large"}
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, error: AppError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in error.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"][1:]) or "body"
+        return error_response(422, "validation_error", f"{where}: {first['msg']}", errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("api.error", path=request.url.path)
+        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+
+def install_dependency_handlers(app: FastAPI) -> None:
+    """Dependencies that are down answer 503 with what is down, not 500."""
+    import kombu.exceptions
+    import psycopg
+    import psycopg_pool
+    import redis
+
+    async def _database(_: Request, error: Exception) -> JSONResponse:
+        log.warning("api.dependency.down", dependency="postgres", error=str(error))
+        return error_response(503, "unavailable", "The database is not answering; try again shortly.")
+
+    async def _queue(_: Request, error: Exception) -> JSONResponse:
+        log.warning("api.dependency.down", dependency="redis", error=str(error))
+        return error_response(503, "unavailable", "The queue is not answering; try again shortly.")
+
+    app.add_exception_handler(psycopg.OperationalError, _database)
+    app.add_exception_handler(psycopg_pool.PoolTimeout, _database)
+    app.add_exception_handler(redis.exceptions.ConnectionError, _queue)
+    app.add_exception_handler(kombu.exceptions.OperationalError, _queue)

@@ -1,0 +1,100 @@
+"""The proxied upload: a form's file streamed from the request into the bucket, part by part.
+
+For clients that cannot reach the bucket. Memory stays bounded by one multipart part whatever the
+file's size, and nothing is written to local disk (DESIGN.md invariant 4).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from api.form_stream import FormStream, PartStart
+from api.state import AppState
+from shared.db import transaction
+from shared.errors import AppError, PayloadTooLarge
+from shared.repositories import documents
+from shared.services import uploads
+from shared.storage import StreamingUpload
+
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedFile:
+    document: dict[str, Any]
+    size: int
+    metadata: dict[str, Any]
+
+
+async def stream_form_to_bucket(request: Request, state: AppState, tenant: str) -> StreamedFile:
+    form = FormStream(request.headers.get("content-type", ""))
+    fields: dict[str, bytearray] = {}
+    row: dict[str, Any] | None = None
+    writer: StreamingUpload | None = None
+    current: str | None = None
+    try:
+        async for data in request.stream():
+            for event in form.feed(data):
+                if isinstance(event, PartStart):
+                    if event.name == "file" and event.filename is not None:
+                        if writer is not None:
+                            raise AppError("Send one file per request.", code="invalid_form", status=400)
+                        row = await run_in_threadpool(_create_document, state, tenant, event)
+                        writer = await run_in_threadpool(
+                            StreamingUpload, state.storage, row["object_key"], row["content_type"]
+                        )
+                    current = event.name
+                    fields.setdefault(current, bytearray())
+                elif current == "file" and writer is not None:
+                    await run_in_threadpool(writer.write, event.data)
+                    if writer.size > state.settings.max_upload_size:
+                        raise PayloadTooLarge(
+                            f"The file is larger than the {state.settings.max_upload_size}-byte limit."
+                        )
+                elif current is not None:
+                    fields[current] += event.data
+                    if len(fields[current]) > MAX_FIELD_BYTES:
+                        raise AppError(f"The form field '{current}' is too long.", code="invalid_form")
+        form.finish()
+        if writer is None or row is None:
+            raise AppError("The form has no 'file' part with a filename.", code="missing_file", status=400)
+        if writer.size == 0:
+            raise AppError("The file is empty; there is nothing to index.", code="empty_file", status=400)
+        await run_in_threadpool(writer.finish)
+    except BaseException:
+        if writer is not None:
+            await run_in_threadpool(writer.abort)
+        if row is not None:
+            await run_in_threadpool(_forget, state, row["id"])
+        raise
+    return StreamedFile(document=row, size=writer.size, metadata=_metadata(fields.get("metadata")))
+
+
+def _create_document(state: AppState, tenant: str, part: PartStart) -> dict[str, Any]:
+    request = uploads.UploadRequest(filename=part.filename or "", size=None, content_type=part.content_type)
+    with transaction(state.pool) as conn:
+        return uploads.create_document(conn, state.settings, tenant, request, upload_ttl=None)
+
+
+def _forget(state: AppState, document_id: Any) -> None:
+    with transaction(state.pool) as conn:
+        documents.delete_document(conn, document_id)
+
+
+def _metadata(raw: bytearray | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise AppError(
+            "The 'metadata' field must be a JSON object.", code="validation_error", status=422
+        ) from error
+    if not isinstance(value, dict):
+        raise AppError("The 'metadata' field must be a JSON object.", code="validation_error", status=422)
+    return value

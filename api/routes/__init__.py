@@ -1,0 +1,1 @@
+"""One module per URL family; a route parses, calls a service in a transaction, then enqueues."""

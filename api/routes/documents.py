@@ -1,0 +1,121 @@
+"""`/v1/documents`: a tenant's documents, their chunks, cancel, reindex and delete."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import State, Tenant
+from api.proxied_upload import stream_form_to_bucket
+from api.queueing import enqueue, queued_answer
+from api.schemas import ChunkListOut, ChunkOut, DocumentListOut, DocumentOut, QueuedOut
+from shared.db import transaction
+from shared.errors import AppError
+from shared.services import documents, uploads
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "metadata": {"type": "string", "description": "A JSON object."},
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def upload_document(request: Request, tenant: Tenant, state: State) -> QueuedOut:
+    """Upload through the API (streamed into the bucket) for clients that cannot reach the bucket."""
+    streamed = await stream_form_to_bucket(request, state, tenant)
+
+    def finish() -> uploads.Completion:
+        with transaction(state.pool) as conn:
+            return uploads.finish_proxied_upload(
+                conn,
+                state.storage,
+                state.settings,
+                tenant,
+                streamed.document["id"],
+                size=streamed.size,
+                metadata=streamed.metadata,
+            )
+
+    completion = await run_in_threadpool(finish)
+    if completion.failure is not None:
+        raise AppError(completion.failure.message, code=completion.failure.code, status=422)
+    await run_in_threadpool(enqueue, state, completion.document)
+    return queued_answer(completion.document)
+
+
+@router.get("/{document_id}")
+def get_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
+    with transaction(state.pool) as conn:
+        return DocumentOut.from_row(documents.get_document(conn, tenant, document_id))
+
+
+@router.get("")
+def list_documents(
+    tenant: Tenant,
+    state: State,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> DocumentListOut:
+    with transaction(state.pool) as conn:
+        rows, next_cursor = documents.list_documents(conn, tenant, status=status, limit=limit, cursor=cursor)
+    return DocumentListOut(items=[DocumentOut.from_row(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{document_id}/chunks")
+def list_chunks(
+    document_id: uuid.UUID,
+    tenant: Tenant,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> ChunkListOut:
+    with transaction(state.pool) as conn:
+        rows, next_cursor = documents.list_chunks(conn, tenant, document_id, limit=limit, cursor=cursor)
+    items = [
+        ChunkOut(
+            chunk_id=r["id"], ordinal=r["ordinal"], text=r["text"], page=r["page"], metadata=r["metadata"]
+        )
+        for r in rows
+    ]
+    return ChunkListOut(items=items, next_cursor=next_cursor)
+
+
+@router.post("/{document_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+def cancel_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
+    with transaction(state.pool) as conn:
+        return DocumentOut.from_row(documents.cancel_document(conn, tenant, document_id))
+
+
+@router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED)
+def reindex_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> QueuedOut:
+    with transaction(state.pool) as conn:
+        row = documents.reindex_document(conn, state.storage, tenant, document_id)
+    enqueue(state, row)
+    return queued_answer(row)
+
+
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> Response:
+    with transaction(state.pool) as conn:
+        documents.delete_document(conn, state.storage, tenant, document_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

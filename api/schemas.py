@@ -1,0 +1,194 @@
+"""Request and response bodies, as API.md defines them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.pipeline.chunking import ChunkingSettings
+from shared.services.uploads import UploadRequest
+
+
+class UploadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=1000)
+    size: int = Field(ge=0, description="Exact size in bytes; the bucket object must match it.")
+    content_type: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    chunking: ChunkingSettings | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    def to_request(self) -> UploadRequest:
+        return UploadRequest(
+            filename=self.filename,
+            size=self.size,
+            content_type=self.content_type,
+            metadata=self.metadata,
+            chunking=self.chunking,
+            sha256=self.sha256.lower() if self.sha256 else None,
+        )
+
+
+class PresignedPostOut(BaseModel):
+    method: Literal["POST"] = "POST"
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+class UploadOut(BaseModel):
+    document_id: uuid.UUID
+    object_key: str
+    status: str
+    upload: PresignedPostOut
+    complete_url: str
+    status_url: str
+
+
+class BatchIn(BaseModel):
+    files: list[UploadIn] = Field(min_length=1, max_length=100)
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+class RejectedOut(BaseModel):
+    filename: str
+    status: Literal["rejected"] = "rejected"
+    error: ErrorOut
+
+
+class BatchOut(BaseModel):
+    batch_size: int
+    uploads: list[UploadOut | RejectedOut]
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class QueuedOut(BaseModel):
+    document_id: uuid.UUID
+    task_id: uuid.UUID
+    status: str
+    status_url: str
+    task_url: str
+
+
+class DocumentOut(BaseModel):
+    document_id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int | None
+    object_key: str
+    status: str
+    step: str | None
+    progress: int
+    chunk_count: int
+    error: ErrorOut | None
+    metadata: dict[str, Any]
+    task_id: uuid.UUID | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    indexed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> DocumentOut:
+        error = (
+            ErrorOut(code=row["error_code"], message=row["error_message"] or "")
+            if row["error_code"]
+            else None
+        )
+        return cls(
+            document_id=row["id"],
+            filename=row["filename"],
+            content_type=row["content_type"],
+            size=row["size"],
+            object_key=row["object_key"],
+            status=row["status"],
+            step=row["step"],
+            progress=row["progress"],
+            chunk_count=row["chunk_count"],
+            error=error,
+            metadata=row["metadata"],
+            task_id=row["task_id"],
+            attempts=row["attempts"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            indexed_at=row["indexed_at"],
+        )
+
+
+class DocumentListOut(BaseModel):
+    items: list[DocumentOut]
+    next_cursor: str | None
+
+
+class ChunkOut(BaseModel):
+    chunk_id: int
+    ordinal: int
+    text: str
+    page: int | None
+    metadata: dict[str, Any]
+
+
+class ChunkListOut(BaseModel):
+    items: list[ChunkOut]
+    next_cursor: str | None
+
+
+class TaskProgress(BaseModel):
+    step: str | None
+    progress: int
+
+
+class TaskResult(BaseModel):
+    document_id: uuid.UUID
+    chunk_count: int
+
+
+class TaskOut(BaseModel):
+    task_id: uuid.UUID
+    status: Literal["PENDING", "STARTED", "PROCESSING", "SUCCESS", "FAILURE", "REVOKED"]
+    progress: TaskProgress | None
+    result: TaskResult | None
+    error: str | None
+
+
+class SearchFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    document_ids: list[uuid.UUID] | None = Field(default=None, max_length=1000)
+    metadata: dict[str, Any] | None = None
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(default=10, ge=1, le=100)
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    filter: SearchFilter | None = None
+
+
+class SearchHit(BaseModel):
+    chunk_id: int
+    document_id: uuid.UUID
+    filename: str
+    ordinal: int
+    page: int | None
+    text: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class SearchOut(BaseModel):
+    results: list[SearchHit]
+    took_ms: float

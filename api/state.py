@@ -1,0 +1,27 @@
+"""What the API process holds for its lifetime: settings, database pool, bucket, queue."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from celery import Celery
+from psycopg_pool import ConnectionPool
+
+from shared.pipeline.embedding import Embedder, get_embedder
+from shared.settings import Settings
+from shared.storage import Storage
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    pool: ConnectionPool
+    storage: Storage
+    celery: Celery
+    _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def embedder(self) -> Embedder:
+        """The query embedder, loaded on first use (the local model takes a few seconds)."""
+        with self._embedder_lock:
+            return get_embedder(self.settings)

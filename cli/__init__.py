@@ -1,0 +1,1 @@
+"""The `chute` command line."""

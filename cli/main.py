@@ -1,0 +1,62 @@
+"""`chute`: administer a Chute deployment (migrations, bucket, API keys)."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+
+from shared.settings import get_settings
+
+app = typer.Typer(help="Chute: document ingestion for retrieval.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+bucket_app = typer.Typer(help="The S3 bucket.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(bucket_app, name="bucket")
+
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations that are not applied yet."""
+    from shared.db import migrate as apply_migrations
+
+    applied = apply_migrations(get_settings())
+    typer.echo(f"Applied migrations: {', '.join(applied)}" if applied else "Database is up to date.")
+
+
+@bucket_app.command("create")
+def create_bucket() -> None:
+    """Create the bucket if it is missing, and allow browsers to upload to it (CORS)."""
+    from shared.storage import Storage
+
+    settings = get_settings()
+    Storage(settings).ensure_bucket(cors_origins=settings.cors_allow_origins)
+    typer.echo(f"Bucket '{settings.s3_bucket}' is ready.")
+
+
+@keys_app.command("create")
+def create_key(
+    tenant: str = typer.Option(..., help="Tenant name: lowercase letters, digits, - and _."),
+) -> None:
+    """Create an API key for a tenant (the tenant is created if new). The key is printed once, last."""
+    from shared.db import open_pool, transaction
+    from shared.repositories import keys
+
+    if not TENANT_PATTERN.match(tenant):
+        raise typer.BadParameter(
+            "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    pool = open_pool(get_settings(), min_size=1, max_size=1)
+    try:
+        with transaction(pool) as conn:
+            key = keys.create_key(conn, tenant)
+    finally:
+        pool.close()
+    typer.echo(f"Created an API key for tenant '{tenant}'. It is shown only this once:")
+    typer.echo(key)
+
+
+if __name__ == "__main__":
+    app()

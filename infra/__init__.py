@@ -1,0 +1,1 @@
+"""Deployment support: the local stack launcher (`python -m infra.stack`) and compose files."""

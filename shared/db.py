@@ -1,0 +1,103 @@
+"""Postgres access: connection pools, the unit of work, and the SQL migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from shared.errors import AppError
+from shared.settings import Settings
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    register_vector(conn)
+
+
+def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = None) -> ConnectionPool:
+    """A pool of autocommit-off connections returning rows as dicts.
+
+    Workers call this once per process after fork; the API once at start-up.
+    """
+    pool: ConnectionPool = ConnectionPool(
+        settings.database_url,
+        min_size=min_size,
+        max_size=max_size or settings.db_pool_size,
+        kwargs={"row_factory": dict_row},
+        configure=_configure,
+        check=ConnectionPool.check_connection,
+        open=False,
+        name="chute",
+    )
+    pool.open()
+    return pool
+
+
+@contextmanager
+def transaction(pool: ConnectionPool) -> Iterator[Connection]:
+    """One unit of work: commits when the block ends, rolls back if it raises."""
+    with pool.connection() as conn, conn.transaction():
+        yield conn  # type: ignore[misc]
+
+
+# -- migrations -------------------------------------------------------------------------------
+
+
+def _migration_files() -> list[tuple[str, str]]:
+    folder = resources.files("shared") / "migrations"
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction. Returns their names.
+
+    Safe to run concurrently from several processes: an advisory lock serialises them.
+    """
+    applied: list[str] = []
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(72657)")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, text in _migration_files():
+                if version in done:
+                    continue
+                # Only the embedding dimension (an int from settings) is substituted.
+                statement = text.replace("{embedding_dimensions}", str(int(settings.embedding_dimensions)))
+                with conn.transaction():
+                    conn.execute(sql.SQL(statement))
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                applied.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(72657)")
+    check_embedding_dimensions(settings)
+    return applied
+
+
+def check_embedding_dimensions(settings: Settings) -> None:
+    """Refuse to run when the configured model's dimension differs from the stored vectors'."""
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+        ).fetchone()
+    stored = row[0] if row else None
+    if stored is not None and stored != settings.embedding_dimensions:
+        raise AppError(
+            f"The database stores {stored}-dimensional vectors but CHUTE_EMBEDDING_DIMENSIONS is "
+            f"{settings.embedding_dimensions}. Use a model with {stored} dimensions or a new database.",
+            code="embedding_dimensions_mismatch",
+            status=500,
+        )

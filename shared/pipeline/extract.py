@@ -1,0 +1,174 @@
+"""The extraction stage: a document file in, its `Element`s out, through the offline extractor for its
+type (DESIGN.md, "`unstructured` here"); what a person must act on leaves as `DocumentFailed`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from shared.errors import DocumentFailed
+from shared.pipeline.elements import Element
+from shared.pipeline.extractors import describe_failure
+from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
+
+# Before anything imports unstructured, onnxruntime or huggingface_hub: no telemetry, no hub downloads.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+Extractor = Callable[[Path], list[Element]]
+
+# file type -> (importable module, the package a person installs to get it)
+_REQUIRED_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "pdf": (("pypdfium2", "pypdfium2"),),
+    "docx": (("docx", "python-docx"),),
+    "pptx": (("pptx", "python-pptx"),),
+    "xlsx": (("openpyxl", "openpyxl"),),
+    "csv": (),
+    "txt": (),
+    "md": (),
+    "html": (("bs4", "beautifulsoup4"), ("lxml", "lxml")),
+    # Mail bodies are often HTML only.
+    "eml": (("bs4", "beautifulsoup4"), ("lxml", "lxml")),
+    "epub": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
+    "odt": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
+    "rtf": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
+}
+_PANDOC_TYPES = frozenset({"epub", "odt", "rtf"})
+
+_LABELS: dict[str, str] = {
+    "pdf": "PDF",
+    "docx": "Word document",
+    "pptx": "PowerPoint presentation",
+    "xlsx": "Excel workbook",
+    "csv": "CSV file",
+    "txt": "text file",
+    "md": "Markdown file",
+    "html": "HTML page",
+    "eml": "email",
+    "epub": "EPUB book",
+    "odt": "OpenDocument text",
+    "rtf": "RTF document",
+}
+
+_NO_TEXT_REASONS: dict[str, str] = {
+    "pdf": "the PDF has no text layer (it may be scanned; OCR is not configured)",
+    "xlsx": "every sheet of the workbook is empty",
+    "csv": "the CSV file has no values",
+    "pptx": "the slides and their notes hold no text (images and charts are not read)",
+    "docx": "the document holds no text (images are not read)",
+    "eml": "the email has no subject, addresses or text body",
+}
+
+
+def extract(path: Path, file_type: str) -> list[Element]:
+    """The document's elements in reading order, texts stripped and empty ones dropped.
+
+    `file_type` is a short name from `shared.filetypes`. Raises `DocumentFailed` for anything about
+    the document (`type_mismatch`, `encrypted`, `corrupt`, `no_text`) or about this deployment
+    (`unsupported_type`, `extractor_missing`). A missing `path` is this host's problem: `OSError`.
+    """
+    extractor = _extractor_for(file_type)
+    missing = missing_extractor(file_type)
+    if missing is not None:
+        raise DocumentFailed("extractor_missing", missing)
+    # Callers check the leading bytes before any parsing (DESIGN.md, invariant 5); checking again
+    # costs one small read and keeps a renamed file from reaching a parser and failing as `corrupt`.
+    with path.open("rb") as document:
+        check_leading_bytes(document.read(HEAD_SIZE), file_type)
+    label = _LABELS[file_type]
+    try:
+        raw_elements = extractor(path)
+    except DocumentFailed:
+        raise
+    except Exception as exc:
+        if _must_propagate(exc):
+            raise
+        raise DocumentFailed("corrupt", f"The {label} could not be read: {describe_failure(exc)}.") from exc
+    elements = _cleaned(raw_elements)
+    if not elements:
+        reason = _NO_TEXT_REASONS.get(file_type, f"the {label} contains only whitespace")
+        raise DocumentFailed("no_text", f"No text could be extracted: {reason}.")
+    return elements
+
+
+def missing_extractor(file_type: str) -> str | None:
+    """None when this host can extract `file_type`; else a sentence naming what to install.
+
+    Looks modules up without importing them, so workers can check at start-up cheaply.
+    """
+    required = _REQUIRED_MODULES.get(file_type)
+    if required is None:
+        return f"Chute has no extractor for the file type {file_type!r}."
+    for module, package in required:
+        if importlib.util.find_spec(module) is None:
+            return f"{file_type} extraction needs the {package} package, which is not installed."
+    if file_type in _PANDOC_TYPES and not _pandoc_available():
+        return (
+            f"{file_type} extraction needs the pandoc program (the pypandoc-binary package bundles it), "
+            "which is not installed."
+        )
+    return None
+
+
+def _extractor_for(file_type: str) -> Extractor:
+    # Imported here so that loading this module stays cheap; each extractor imports its own
+    # heavy library only when it runs.
+    from shared.pipeline.extractors import html, mail, pandoc, pdf, sheets, slides, text, word
+
+    extractors: dict[str, Extractor] = {
+        "pdf": pdf.extract_pdf,
+        "docx": word.extract_docx,
+        "pptx": slides.extract_pptx,
+        "xlsx": sheets.extract_xlsx,
+        "csv": sheets.extract_csv,
+        "txt": text.extract_txt,
+        "md": text.extract_markdown,
+        "html": html.extract_html,
+        "eml": mail.extract_eml,
+        "epub": pandoc.extract_epub,
+        "odt": pandoc.extract_odt,
+        "rtf": pandoc.extract_rtf,
+    }
+    extractor = extractors.get(file_type)
+    if extractor is None:
+        raise DocumentFailed(
+            "unsupported_type", f"Chute cannot extract text from files of type {file_type!r}."
+        )
+    return extractor
+
+
+def _pandoc_available() -> bool:
+    spec = importlib.util.find_spec("pypandoc")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        bundled = Path(location) / "files" / "pandoc"
+        if bundled.is_file() or bundled.with_suffix(".exe").is_file():
+            return True
+    return shutil.which("pandoc") is not None
+
+
+def _must_propagate(exc: Exception) -> bool:
+    # Running out of memory says nothing about the document, and Celery's soft time limit
+    # (billiard's SoftTimeLimitExceeded, an Exception) must reach the task to end it as a timeout.
+    return isinstance(exc, MemoryError) or type(exc).__module__.split(".")[0] in {"billiard", "celery"}
+
+
+def _cleaned(elements: list[Element]) -> list[Element]:
+    cleaned: list[Element] = []
+    for element in elements:
+        # Postgres text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8.
+        text = element.text.replace("\x00", "").strip()
+        if not text:
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", errors="replace").decode("utf-8")
+        if text != element.text:
+            element = Element(text=text, type=element.type, page=element.page)
+        cleaned.append(element)
+    return cleaned

@@ -1,0 +1,212 @@
+"""The orchestrator: one document from the bucket to indexed chunks, with its row kept current.
+
+    claim row -> download (streamed to a temp file) -> extract -> chunk -> embed (batched)
+              -> one transaction: mark indexed + replace chunks
+
+Stages are plain functions; this module does the I/O and the status updates around them. Every
+write after the claim is fenced by the attempt number, so a run that lost its claim (cancelled,
+deleted, or taken over after its lease ran out) changes nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+from celery.exceptions import SoftTimeLimitExceeded
+from psycopg_pool import ConnectionPool
+
+from shared.db import transaction
+from shared.errors import DocumentFailed
+from shared.pipeline.chunking import ChunkingSettings, chunk
+from shared.pipeline.elements import Chunk
+from shared.pipeline.embedding import get_embedder
+from shared.pipeline.extract import extract
+from shared.repositories import chunks as chunk_rows
+from shared.repositories import documents
+from shared.settings import Settings
+from shared.storage import Storage
+
+log = structlog.get_logger("chute.ingest")
+
+# Where each step starts on the 0-100 progress scale.
+PROGRESS = {"downloading": 0, "extracting": 10, "chunking": 30, "embedding": 35, "storing": 90}
+EMBED_BATCH_TEXTS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What a worker process holds for its whole life: made once after fork."""
+
+    settings: Settings
+    pool: ConnectionPool
+    storage: Storage
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # indexed | failed | cancelled | skipped | retry
+    retry_in: float = 0.0
+    chunk_count: int = 0
+
+
+class TransientError(Exception):
+    """Storage or database trouble that a later attempt may not meet; the task retries."""
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
+    settings = ctx.settings
+    with transaction(ctx.pool) as conn:
+        row = documents.claim_document(conn, document_id, settings.lease_seconds)
+        held_until = None if row else documents.lease_holder_until(conn, document_id)
+    if row is None:
+        if held_until is not None:
+            # Another worker holds it (or held it and died): look again once its lease is over.
+            wait = max(1.0, held_until.timestamp() - time.time() + 1)
+            log.info("ingest.claim.held", document_id=str(document_id), retry_in=wait)
+            return Outcome("retry", retry_in=wait)
+        log.info("ingest.claim.skipped", document_id=str(document_id))
+        return Outcome("skipped")
+
+    run = _Run(ctx, document_id, int(row["attempts"]))
+    log.info("ingest.claimed", document_id=str(document_id), attempt=run.attempt)
+    try:
+        if run.attempt > settings.max_attempts:
+            raise DocumentFailed(
+                "too_many_attempts",
+                f"Processing was tried {settings.max_attempts} times without finishing; "
+                "check the worker logs, then reindex the document.",
+            )
+        count = _process(run, row)
+    except _Cancelled:
+        log.info("ingest.cancelled", document_id=str(document_id))
+        return Outcome("cancelled")
+    except DocumentFailed as failure:
+        run.fail(failure.code, failure.message)
+        return Outcome("failed")
+    except SoftTimeLimitExceeded:
+        run.fail("timeout", f"Processing took longer than {settings.task_soft_time_limit} s and was stopped.")
+        return Outcome("failed")
+    except (BotoCoreError, psycopg.OperationalError) as error:
+        run.release()
+        raise TransientError(str(error)) from error
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            run.fail("upload_not_found", "The uploaded object is no longer in the bucket; upload it again.")
+            return Outcome("failed")
+        run.release()
+        raise TransientError(str(error)) from error
+    except Exception as error:
+        log.exception("ingest.error", document_id=str(document_id))
+        run.fail("internal_error", f"Chute could not process the document ({type(error).__name__}: {error}).")
+        return Outcome("failed")
+    return Outcome("indexed", chunk_count=count)
+
+
+def _process(run: _Run, row: dict[str, Any]) -> int:
+    ctx = run.ctx
+    with tempfile.TemporaryDirectory(prefix="chute-", dir=ctx.settings.work_dir) as folder:
+        # The file's local name comes from its type, never from the client's filename.
+        path = Path(folder) / f"document.{row['file_type']}"
+        run.step("downloading")
+        with run.timed("download"):
+            ctx.storage.download(row["object_key"], path)
+
+        run.step("extracting")
+        with run.timed("extract"):
+            elements = extract(path, row["file_type"])
+
+    run.step("chunking")
+    with run.timed("chunk"):
+        chunks = chunk(elements, ChunkingSettings(**row["chunking"]))
+    if not chunks:
+        raise DocumentFailed("no_text", "The document has no text to index.")
+
+    run.step("embedding")
+    with run.timed("embed"):
+        vectors = _embed(run, chunks)
+
+    run.step("storing")
+    with run.timed("store"), transaction(ctx.pool) as conn:
+        if not documents.finish_indexed(conn, run.document_id, run.attempt, len(chunks)):
+            raise _Cancelled  # rolls the transaction back: nothing is written
+        chunk_rows.replace_chunks(conn, run.document_id, row["tenant_id"], chunks, vectors)
+    log.info("ingest.indexed", document_id=str(run.document_id), chunks=len(chunks))
+    return len(chunks)
+
+
+def _embed(run: _Run, chunks: Sequence[Chunk]) -> np.ndarray:
+    embedder = get_embedder(run.ctx.settings)
+    start, span = PROGRESS["embedding"], PROGRESS["storing"] - PROGRESS["embedding"]
+    parts: list[np.ndarray] = []
+    for begin in range(0, len(chunks), EMBED_BATCH_TEXTS):
+        batch = chunks[begin : begin + EMBED_BATCH_TEXTS]
+        parts.append(embedder.embed([c.text for c in batch]))
+        done = begin + len(batch)
+        run.step("embedding", start + span * done // len(chunks), throttle=True)
+    return np.concatenate(parts)
+
+
+class _Run:
+    """One claimed attempt at one document: progress reports, failure, release."""
+
+    def __init__(self, ctx: WorkerContext, document_id: uuid.UUID, attempt: int) -> None:
+        self.ctx = ctx
+        self.document_id = document_id
+        self.attempt = attempt
+        self._last_report = 0.0
+
+    def step(self, step: str, progress: int | None = None, *, throttle: bool = False) -> None:
+        """Record progress and renew the lease; stop the run if the document was cancelled."""
+        now = time.monotonic()
+        if throttle and now - self._last_report < 0.5:
+            return
+        self._last_report = now
+        with transaction(self.ctx.pool) as conn:
+            ours = documents.report_progress(
+                conn,
+                self.document_id,
+                self.attempt,
+                step=step,
+                progress=PROGRESS[step] if progress is None else progress,
+                lease_seconds=self.ctx.settings.lease_seconds,
+            )
+        if not ours:
+            raise _Cancelled
+
+    def fail(self, code: str, message: str) -> None:
+        with transaction(self.ctx.pool) as conn:
+            documents.finish_failed(conn, self.document_id, self.attempt, code, message)
+        log.warning("ingest.failed", document_id=str(self.document_id), code=code, message=message)
+
+    def release(self) -> None:
+        try:
+            with transaction(self.ctx.pool) as conn:
+                documents.release_for_retry(conn, self.document_id, self.attempt)
+        except psycopg.OperationalError:
+            pass  # the database is down; the lease runs out and the document is claimed again
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        log.info(
+            "ingest.stage.done",
+            stage=stage,
+            document_id=str(self.document_id),
+            seconds=round(time.perf_counter() - started, 3),
+        )

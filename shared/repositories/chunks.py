@@ -1,0 +1,131 @@
+"""Chunk rows with their vectors: replaced whole per document, listed, and searched."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from shared.db import Connection
+from shared.pipeline.elements import Chunk
+
+Row = dict[str, Any]
+
+RRF_K = 60  # reciprocal rank fusion constant, as in the original paper
+
+
+def replace_chunks(
+    conn: Connection, document_id: uuid.UUID, tenant_id: str, chunks: Sequence[Chunk], vectors: np.ndarray
+) -> int:
+    """Delete a document's chunks and write the new ones with COPY, in the caller's transaction."""
+    conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+    with conn.cursor().copy(
+        "COPY chunks (document_id, tenant_id, ordinal, text, page, metadata, embedding)"
+        " FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["uuid", "text", "int4", "text", "int4", "jsonb", "vector"])
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            copy.write_row(
+                (document_id, tenant_id, chunk.ordinal, chunk.text, chunk.page, Jsonb(chunk.metadata), vector)
+            )
+    return len(chunks)
+
+
+def list_chunks(
+    conn: Connection, tenant_id: str, document_id: uuid.UUID, *, limit: int, after_ordinal: int | None
+) -> list[Row]:
+    return conn.execute(
+        """
+        SELECT id, ordinal, text, page, metadata FROM chunks
+        WHERE document_id = %s AND tenant_id = %s AND ordinal > %s
+        ORDER BY ordinal
+        LIMIT %s
+        """,
+        (document_id, tenant_id, -1 if after_ordinal is None else after_ordinal, limit),
+    ).fetchall()
+
+
+def _filters(document_ids: Sequence[uuid.UUID] | None, metadata: dict[str, Any] | None) -> sql.Composable:
+    conditions = [sql.SQL("c.tenant_id = %(tenant)s"), sql.SQL("d.status = 'indexed'")]
+    if document_ids:
+        conditions.append(sql.SQL("c.document_id = ANY(%(document_ids)s)"))
+    if metadata:
+        conditions.append(sql.SQL("d.metadata @> %(metadata)s"))
+    return sql.SQL(" AND ").join(conditions)
+
+
+_VECTOR = """
+    SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> %(vector)s) AS rank,
+           1 - (c.embedding <=> %(vector)s) AS score
+    FROM chunks c JOIN documents d ON d.id = c.document_id
+    WHERE {filters}
+    ORDER BY c.embedding <=> %(vector)s
+    LIMIT %(candidates)s
+"""
+
+# Any of the query's words may match; chunks matching more of them, closer together, rank higher.
+_KEYWORD = """
+    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query) DESC, c.id) AS rank,
+           ts_rank_cd(c.tsv, q.query) AS score
+    FROM chunks c JOIN documents d ON d.id = c.document_id,
+         (SELECT replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery AS query) q
+    WHERE {filters} AND c.tsv @@ q.query
+    ORDER BY ts_rank_cd(c.tsv, q.query) DESC, c.id
+    LIMIT %(candidates)s
+"""
+
+_RESULT_COLUMNS = """
+    SELECT c.id AS chunk_id, c.document_id, d.filename, c.ordinal, c.page, c.text, c.metadata,
+           hits.score
+"""
+
+
+def search_chunks(
+    conn: Connection,
+    tenant_id: str,
+    *,
+    mode: str,
+    text: str,
+    vector: np.ndarray | None,
+    k: int,
+    document_ids: Sequence[uuid.UUID] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[Row]:
+    """The best `k` chunks of a tenant for a query, by `vector`, `keyword` or `hybrid` (RRF) mode."""
+    filters = _filters(document_ids, metadata)
+    candidates = max(k * 4, 40) if mode == "hybrid" else k
+    params: dict[str, Any] = {
+        "tenant": tenant_id,
+        "text": text,
+        "vector": vector,
+        "candidates": candidates,
+        "k": k,
+        "document_ids": list(document_ids or []),
+        "metadata": Jsonb(metadata or {}),
+        "rrf_k": RRF_K,
+    }
+    vector_hits = sql.SQL(_VECTOR).format(filters=filters)
+    keyword_hits = sql.SQL(_KEYWORD).format(filters=filters)
+    if mode == "vector":
+        hits = vector_hits
+    elif mode == "keyword":
+        hits = keyword_hits
+    else:
+        hits = sql.SQL(
+            "SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score"
+            " FROM (({vector}) UNION ALL ({keyword})) ranked GROUP BY id"
+        ).format(vector=vector_hits, keyword=keyword_hits)
+    query = sql.SQL(
+        _RESULT_COLUMNS
+        + " FROM ({hits}) hits JOIN chunks c ON c.id = hits.id JOIN documents d ON d.id = c.document_id"
+        " ORDER BY hits.score DESC, c.id LIMIT %(k)s"
+    ).format(hits=hits)
+    if vector is not None:
+        # Keep scanning the HNSW graph until enough rows pass the tenant and filter conditions.
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, candidates))))
+    return conn.execute(query, params).fetchall()

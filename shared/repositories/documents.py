@@ -1,0 +1,250 @@
+"""Document rows: the source of truth for every document's state (DESIGN.md invariant 1).
+
+Writes a worker makes are fenced by the attempt number it claimed the row with, so a worker that
+lost its lease (or whose document was cancelled or deleted) can no longer change the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shared.db import Connection
+
+Row = dict[str, Any]
+
+FINAL_STATUSES = ("indexed", "failed", "cancelled", "expired")
+
+
+def insert_document(
+    conn: Connection,
+    *,
+    document_id: uuid.UUID,
+    tenant_id: str,
+    filename: str,
+    file_type: str,
+    content_type: str,
+    size: int | None,
+    sha256: str | None,
+    object_key: str,
+    metadata: dict[str, Any],
+    chunking: dict[str, int],
+    upload_expires_at: datetime | None,
+) -> Row:
+    row = conn.execute(
+        """
+        INSERT INTO documents (id, tenant_id, filename, file_type, content_type, size, sha256,
+                               object_key, status, metadata, chunking, upload_expires_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'awaiting_upload', %s, %s, %s)
+        RETURNING *
+        """,
+        (
+            document_id,
+            tenant_id,
+            filename,
+            file_type,
+            content_type,
+            size,
+            sha256,
+            object_key,
+            Jsonb(metadata),
+            Jsonb(chunking),
+            upload_expires_at,
+        ),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def get_document(
+    conn: Connection, tenant_id: str, document_id: uuid.UUID, *, lock: bool = False
+) -> Row | None:
+    query = "SELECT * FROM documents WHERE id = %s AND tenant_id = %s"
+    if lock:
+        query += " FOR UPDATE"
+    return conn.execute(query, (document_id, tenant_id)).fetchone()
+
+
+def get_document_by_task(conn: Connection, tenant_id: str, task_id: uuid.UUID) -> Row | None:
+    return conn.execute(
+        "SELECT * FROM documents WHERE task_id = %s AND tenant_id = %s", (task_id, tenant_id)
+    ).fetchone()
+
+
+def list_documents(
+    conn: Connection,
+    tenant_id: str,
+    *,
+    status: str | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[Row]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    return conn.execute(
+        """
+        SELECT * FROM documents
+        WHERE tenant_id = %(tenant)s
+          AND (%(status)s::text IS NULL OR status = %(status)s)
+          AND (%(after_at)s::timestamptz IS NULL OR (created_at, id) < (%(after_at)s, %(after_id)s::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT %(limit)s
+        """,
+        {
+            "tenant": tenant_id,
+            "status": status,
+            "after_at": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        },
+    ).fetchall()
+
+
+def set_upload_details(
+    conn: Connection, document_id: uuid.UUID, *, size: int, metadata: dict[str, Any]
+) -> Row:
+    row = conn.execute(
+        "UPDATE documents SET size = %s, metadata = %s, updated_at = now() WHERE id = %s RETURNING *",
+        (size, Jsonb(metadata), document_id),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def mark_queued(conn: Connection, document_id: uuid.UUID, *, size: int, etag: str, task_id: uuid.UUID) -> Row:
+    row = conn.execute(
+        """
+        UPDATE documents
+        SET status = 'queued', size = %s, etag = %s, task_id = %s, step = NULL, progress = 0,
+            chunk_count = 0, error_code = NULL, error_message = NULL, lease_expires_at = NULL,
+            queued_at = now(), updated_at = now(), indexed_at = NULL
+        WHERE id = %s
+        RETURNING *
+        """,
+        (size, etag, task_id, document_id),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def mark_failed(conn: Connection, document_id: uuid.UUID, code: str, message: str) -> Row | None:
+    """Fail a document that no worker holds (upload checks, reconciliation)."""
+    return conn.execute(
+        """
+        UPDATE documents
+        SET status = 'failed', error_code = %s, error_message = %s, step = NULL,
+            lease_expires_at = NULL, updated_at = now()
+        WHERE id = %s AND status NOT IN ('indexed', 'cancelled')
+        RETURNING *
+        """,
+        (code, message, document_id),
+    ).fetchone()
+
+
+def mark_cancelled(conn: Connection, document_id: uuid.UUID) -> Row | None:
+    return conn.execute(
+        """
+        UPDATE documents
+        SET status = 'cancelled', step = NULL, lease_expires_at = NULL, updated_at = now()
+        WHERE id = %s AND status NOT IN ('indexed', 'failed', 'cancelled', 'expired')
+        RETURNING *
+        """,
+        (document_id,),
+    ).fetchone()
+
+
+def delete_document(conn: Connection, document_id: uuid.UUID) -> None:
+    conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
+
+
+# -- the worker's side: claim, progress, finish --------------------------------------------------
+
+
+def claim_document(conn: Connection, document_id: uuid.UUID, lease_seconds: int) -> Row | None:
+    """Take a queued document, or one whose previous holder's lease ran out.
+
+    Returns the row with its new `attempts`, which fences every later write, or None when the
+    document is not ours to process (final, cancelled, deleted, or held by a live worker).
+    """
+    return conn.execute(
+        """
+        UPDATE documents
+        SET status = 'processing', step = 'downloading', progress = 0, attempts = attempts + 1,
+            lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
+        WHERE id = %s
+          AND (status = 'queued' OR (status = 'processing' AND lease_expires_at < now()))
+        RETURNING *
+        """,
+        (lease_seconds, document_id),
+    ).fetchone()
+
+
+def lease_holder_until(conn: Connection, document_id: uuid.UUID) -> datetime | None:
+    """When the live lease on a processing document runs out, or None if none is held."""
+    row = conn.execute(
+        "SELECT lease_expires_at FROM documents WHERE id = %s AND status = 'processing'"
+        " AND lease_expires_at >= now()",
+        (document_id,),
+    ).fetchone()
+    return row["lease_expires_at"] if row else None
+
+
+def report_progress(
+    conn: Connection, document_id: uuid.UUID, attempt: int, *, step: str, progress: int, lease_seconds: int
+) -> bool:
+    """Record the step and renew the lease. False when the document is no longer ours (cancelled)."""
+    row = conn.execute(
+        """
+        UPDATE documents
+        SET step = %s, progress = %s, updated_at = now(),
+            lease_expires_at = now() + make_interval(secs => %s)
+        WHERE id = %s AND attempts = %s AND status = 'processing'
+        RETURNING id
+        """,
+        (step, progress, lease_seconds, document_id, attempt),
+    ).fetchone()
+    return row is not None
+
+
+def finish_indexed(conn: Connection, document_id: uuid.UUID, attempt: int, chunk_count: int) -> bool:
+    row = conn.execute(
+        """
+        UPDATE documents
+        SET status = 'indexed', step = NULL, progress = 100, chunk_count = %s,
+            lease_expires_at = NULL, indexed_at = now(), updated_at = now()
+        WHERE id = %s AND attempts = %s AND status = 'processing'
+        RETURNING id
+        """,
+        (chunk_count, document_id, attempt),
+    ).fetchone()
+    return row is not None
+
+
+def finish_failed(conn: Connection, document_id: uuid.UUID, attempt: int, code: str, message: str) -> bool:
+    row = conn.execute(
+        """
+        UPDATE documents
+        SET status = 'failed', step = NULL, error_code = %s, error_message = %s,
+            lease_expires_at = NULL, updated_at = now()
+        WHERE id = %s AND attempts = %s AND status = 'processing'
+        RETURNING id
+        """,
+        (code, message, document_id, attempt),
+    ).fetchone()
+    return row is not None
+
+
+def release_for_retry(conn: Connection, document_id: uuid.UUID, attempt: int) -> bool:
+    """Hand a document back to the queue after a transient failure (storage or database down)."""
+    row = conn.execute(
+        """
+        UPDATE documents
+        SET status = 'queued', step = NULL, progress = 0, lease_expires_at = NULL, updated_at = now()
+        WHERE id = %s AND attempts = %s AND status = 'processing'
+        RETURNING id
+        """,
+        (document_id, attempt),
+    ).fetchone()
+    return row is not None

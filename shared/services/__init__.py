@@ -1,0 +1,1 @@
+"""Use cases behind the API: each takes a connection (the caller commits) and returns plain data."""

@@ -1,0 +1,182 @@
+"""Uploads: presign a direct upload into the bucket, then verify the object and queue it.
+
+The object key is made here, from the tenant and a new document id; the client's filename is only
+sanitised into its last segment. Nothing is queued until the object's size and leading bytes check out.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.db import Connection
+from shared.errors import AppError, Conflict, DocumentFailed, NotFound, PayloadTooLarge, UnsupportedType
+from shared.filetypes import MEDIA_TYPES, file_type_of
+from shared.pipeline.chunking import ChunkingSettings
+from shared.pipeline.extract import missing_extractor
+from shared.pipeline.sniff import check_leading_bytes
+from shared.queue import task_id_for
+from shared.repositories import documents
+from shared.settings import Settings
+from shared.storage import PresignedPost, Storage
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    filename: str
+    size: int | None  # None for a proxied upload, whose size is known once it has streamed through
+    content_type: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    chunking: ChunkingSettings | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedUpload:
+    document: Row
+    post: PresignedPost
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    document: Row
+    newly_queued: bool  # True when the caller must send the task once the transaction commits
+    failure: DocumentFailed | None = None
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitise_filename(filename: str, file_type: str) -> str:
+    """The last path segment of a client's filename, reduced to safe characters for an object key."""
+    name = unicodedata.normalize("NFKD", filename.replace("\\", "/").rsplit("/", 1)[-1])
+    name = name.encode("ascii", "ignore").decode()
+    name = _UNSAFE.sub("_", name).strip("._")[-120:].lstrip("._")
+    return name or f"document.{file_type}"
+
+
+def resolve_type(settings: Settings, filename: str, content_type: str | None) -> str:
+    """The document's type if Chute accepts and can read it; otherwise a 415 saying why."""
+    file_type = file_type_of(filename, content_type)
+    if file_type is None:
+        allowed = ", ".join(settings.allowed_types)
+        raise UnsupportedType(f"'{filename}' is not a supported document type. Supported: {allowed}.")
+    if file_type not in settings.allowed_types:
+        raise UnsupportedType(f"{file_type} documents are not accepted by this Chute (CHUTE_ALLOWED_TYPES).")
+    missing = missing_extractor(file_type)
+    if missing:
+        raise UnsupportedType(missing)
+    return file_type
+
+
+def check_size(settings: Settings, size: int) -> None:
+    if size <= 0:
+        raise AppError("The file is empty; there is nothing to index.", code="empty_file", status=400)
+    if size > settings.max_upload_size:
+        raise PayloadTooLarge(
+            f"The file is {size} bytes; the largest upload accepted is {settings.max_upload_size} bytes."
+        )
+
+
+def create_document(
+    conn: Connection, settings: Settings, tenant_id: str, request: UploadRequest, *, upload_ttl: int | None
+) -> Row:
+    """Validate an upload request and insert its `awaiting_upload` row with a server-made key."""
+    if not request.filename.strip():
+        raise AppError("A filename is required.", code="invalid_filename", status=400)
+    if request.size is not None:
+        check_size(settings, request.size)
+    file_type = resolve_type(settings, request.filename, request.content_type)
+    document_id = uuid.uuid4()
+    chunking = request.chunking or ChunkingSettings(
+        chunk_size=settings.chunk_size, overlap=settings.chunk_overlap
+    )
+    return documents.insert_document(
+        conn,
+        document_id=document_id,
+        tenant_id=tenant_id,
+        filename=request.filename[:500],
+        file_type=file_type,
+        content_type=MEDIA_TYPES[file_type],
+        size=request.size,
+        sha256=request.sha256,
+        object_key=f"{tenant_id}/{document_id}/{sanitise_filename(request.filename, file_type)}",
+        metadata=request.metadata,
+        chunking=chunking.model_dump(),
+        upload_expires_at=datetime.now(UTC) + timedelta(seconds=upload_ttl) if upload_ttl else None,
+    )
+
+
+def presign_upload(
+    conn: Connection, storage: Storage, settings: Settings, tenant_id: str, request: UploadRequest
+) -> PresignedUpload:
+    row = create_document(conn, settings, tenant_id, request, upload_ttl=settings.presign_expires_seconds)
+    post = storage.presign_post(row["object_key"], row["content_type"], settings.max_upload_size)
+    return PresignedUpload(document=row, post=post)
+
+
+def complete_upload(
+    conn: Connection, storage: Storage, settings: Settings, tenant_id: str, document_id: uuid.UUID
+) -> Completion:
+    """Check the uploaded object and queue the document. Calling it again changes nothing."""
+    row = documents.get_document(conn, tenant_id, document_id, lock=True)
+    if row is None:
+        raise NotFound("No such document.")
+    return verify_and_queue(conn, storage, settings, row)
+
+
+def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row: Row) -> Completion:
+    status = row["status"]
+    if status in ("queued", "processing", "indexed"):
+        return Completion(document=row, newly_queued=False)
+    if status != "awaiting_upload":
+        raise Conflict(f"The document is {status}; it cannot be completed.", code="invalid_state")
+    info = storage.head(row["object_key"])
+    if info is None:
+        raise Conflict(
+            "The object has not arrived in the bucket; upload it with the presigned form, then complete.",
+            code="upload_not_found",
+        )
+    try:
+        if info.size > settings.max_upload_size:
+            raise DocumentFailed(
+                "too_large",
+                f"The object is {info.size} bytes; the limit is {settings.max_upload_size} bytes.",
+            )
+        if row["size"] is not None and info.size != row["size"]:
+            raise DocumentFailed(
+                "size_mismatch",
+                f"The upload declared {row['size']} bytes but the object has {info.size} bytes.",
+            )
+        check_leading_bytes(storage.read_head(row["object_key"]), row["file_type"])
+    except DocumentFailed as failure:
+        failed = documents.mark_failed(conn, row["id"], failure.code, failure.message) or row
+        storage.delete(row["object_key"])
+        return Completion(document=failed, newly_queued=False, failure=failure)
+    task_id = task_id_for(storage.bucket, row["object_key"], info.etag)
+    queued = documents.mark_queued(conn, row["id"], size=info.size, etag=info.etag, task_id=task_id)
+    return Completion(document=queued, newly_queued=True)
+
+
+def finish_proxied_upload(
+    conn: Connection,
+    storage: Storage,
+    settings: Settings,
+    tenant_id: str,
+    document_id: uuid.UUID,
+    *,
+    size: int,
+    metadata: dict[str, Any],
+) -> Completion:
+    """After the API streamed a file into the bucket: record what arrived, then check and queue it."""
+    row = documents.get_document(conn, tenant_id, document_id, lock=True)
+    if row is None:
+        raise NotFound("No such document.")
+    row = documents.set_upload_details(conn, document_id, size=size, metadata=metadata)
+    return verify_and_queue(conn, storage, settings, row)

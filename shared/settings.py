@@ -1,0 +1,83 @@
+"""The one settings object. Every knob Chute has is a `CHUTE_*` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+DEFAULT_ALLOWED_TYPES = [
+    "pdf",
+    "docx",
+    "pptx",
+    "xlsx",
+    "csv",
+    "html",
+    "md",
+    "txt",
+    "eml",
+    "epub",
+    "odt",
+    "rtf",
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHUTE_", env_file=".env", extra="ignore")
+
+    # Postgres (psycopg conninfo) and Redis
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/chute"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # S3-compatible bucket: AWS S3, MinIO, or moto's server in development
+    s3_endpoint_url: str | None = None
+    # What browsers and clients use to reach the bucket, when it differs from the workers' view.
+    s3_public_endpoint_url: str | None = None
+    s3_bucket: str = "chute"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    # Uploads
+    max_upload_size: int = 100 * MiB
+    presign_expires_seconds: int = 3600
+    allowed_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TYPES))
+
+    # Chunking defaults (per upload overridable)
+    chunk_size: int = 1000
+    chunk_overlap: int = 100
+
+    # Embeddings
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_dimensions: int = 384
+    embedding_batch_size: int = 32
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr = SecretStr("not-needed")
+    openai_timeout_seconds: float = 60.0
+    openai_max_retries: int = 4
+    # Send `dimensions` with each request (OpenAI's text-embedding-3 models can shorten vectors).
+    openai_send_dimensions: bool = False
+    torch_threads: int | None = None
+
+    # Worker
+    task_soft_time_limit: int = 1800
+    task_time_limit: int = 1900
+    lease_seconds: int = 300
+    max_attempts: int = 3
+    work_dir: Path | None = None
+    worker_concurrency: int = 1
+
+    # API
+    db_pool_size: int = 10
+    cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,72 @@
+"""The real stack for the test suite: Postgres+pgvector, Redis, moto's S3 server, the API and a Celery
+worker, each a real process on a free port, started once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.stack import Ports, Stack
+from tests.helpers import ChuteClient
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    stack = Stack(root, Ports.free(), extra_env={"CHUTE_LEASE_SECONDS": "30"})
+    try:
+        stack.start_services()
+        stack.start_worker()
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop_all()
+        if os.environ.get("CHUTE_TEST_KEEP_LOGS"):
+            print(f"stack logs: {root / 'logs'}")
+
+
+def create_key(stack: Stack, tenant: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", tenant],
+        env={**os.environ, **stack.env},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def tenant_key(stack: Stack) -> str:
+    """A fresh tenant per test: tenants are walls, so tests cannot see each other's documents."""
+    return create_key(stack, f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def client(stack: Stack, tenant_key: str) -> Iterator[ChuteClient]:
+    with ChuteClient(f"http://127.0.0.1:{stack.ports.api}", tenant_key) as chute:
+        yield chute
+
+
+@pytest.fixture
+def other_client(stack: Stack) -> Iterator[ChuteClient]:
+    with ChuteClient(
+        f"http://127.0.0.1:{stack.ports.api}", create_key(stack, f"o-{uuid.uuid4().hex[:12]}")
+    ) as chute:
+        yield chute
+
+
+@pytest.fixture
+def anonymous(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports.api}", timeout=30) as http:
+        yield http

@@ -1,0 +1,61 @@
+"""Search modes and filters over real vectors and full text."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import ChuteClient
+
+DOCS = {
+    "bees.txt": "Honey bees communicate the direction of flowers with a waggle dance inside the hive.",
+    "volcano.txt": "Basaltic lava from shield volcanoes flows far because of its low viscosity.",
+    "tax.txt": "Quarterly estimated tax payments are due in April, June, September and January.",
+}
+
+
+@pytest.fixture
+def library(client: ChuteClient) -> dict[str, str]:
+    ids = {}
+    for name, text in DOCS.items():
+        ids[name] = client.upload(name, text.encode(), metadata={"topic": name.split(".")[0]})["document_id"]
+    for document_id in ids.values():
+        client.wait(document_id)
+    return ids
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_each_mode_finds_the_right_document(client: ChuteClient, library: dict[str, str], mode: str) -> None:
+    query = "waggle dance of bees" if mode != "vector" else "how do insects tell each other where food is?"
+    hits = client.search(query, mode=mode, k=3)
+
+    assert hits[0]["document_id"] == library["bees.txt"]
+    assert hits[0]["filename"] == "bees.txt"
+    assert hits[0]["score"] > 0
+    assert set(hits[0]) == {
+        "chunk_id",
+        "document_id",
+        "filename",
+        "ordinal",
+        "page",
+        "text",
+        "score",
+        "metadata",
+    }
+
+
+def test_filters_by_document_and_metadata(client: ChuteClient, library: dict[str, str]) -> None:
+    only_tax = client.search("lava bees taxes", filter={"document_ids": [library["tax.txt"]]})
+    volcano = client.search("lava bees taxes", filter={"metadata": {"topic": "volcano"}})
+
+    assert {h["document_id"] for h in only_tax} == {library["tax.txt"]}
+    assert {h["document_id"] for h in volcano} == {library["volcano.txt"]}
+
+
+def test_k_bounds_and_answer_shape(client: ChuteClient, library: dict[str, str]) -> None:
+    answer = client.http.post("/v1/search", json={"query": "anything", "k": 2})
+    assert answer.status_code == 200
+    assert len(answer.json()["results"]) == 2
+    assert answer.json()["took_ms"] >= 0
+    assert client.http.post("/v1/search", json={"query": "x", "k": 0}).status_code == 422
+    assert client.http.post("/v1/search", json={"query": "x", "k": 101}).status_code == 422
+    assert client.http.post("/v1/search", json={"query": "x", "mode": "magic"}).status_code == 422

@@ -1,0 +1,94 @@
+"""Every real document in ../shared/corpus through sniff and extract, ending as MANIFEST.md states."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.errors import DocumentFailed
+from shared.filetypes import file_type_of
+from shared.pipeline.extract import extract
+from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+if not CORPUS.is_dir():
+    pytest.skip(
+        "../shared/corpus not present: the corpus test runs where CI lays shared/ beside the repo",
+        allow_module_level=True,
+    )
+
+# Refused at upload (empty_file) before any extraction; nothing to extract here.
+NOT_EXTRACTED = {"empty.txt"}
+MANIFEST_ROW = re.compile(
+    r"^\|\s*(?P<file>[^|\s]+)\s*\|\s*(?P<expected>[^|]*?)\s*\|\s*(?P<find>[^|]*?)\s*\|$"
+)
+# At least this share of a "find" query's words must be in the text (a few may be inflected).
+MIN_FOUND_SHARE = 0.75
+
+
+def manifest() -> dict[str, tuple[str, str]]:
+    """file name -> (expected outcome, find query or "")."""
+    rows: dict[str, tuple[str, str]] = {}
+    for line in (CORPUS / "MANIFEST.md").read_text(encoding="utf-8").splitlines():
+        match = MANIFEST_ROW.match(line.strip())
+        if match is None or match["file"] in {"file", "---"} or set(match["file"]) <= set("-:"):
+            continue
+        find = re.search(r"`([^`]+)`", match["find"])
+        rows[match["file"]] = (match["expected"], find.group(1) if find else "")
+    return rows
+
+
+MANIFEST = manifest()
+
+
+def test_manifest_lists_every_corpus_file() -> None:
+    on_disk = {path.name for path in CORPUS.iterdir() if path.name != "MANIFEST.md"}
+    assert on_disk == set(MANIFEST)
+
+
+@pytest.mark.parametrize("name", sorted(set(MANIFEST) - NOT_EXTRACTED))
+def test_corpus_document(name: str) -> None:
+    path = CORPUS / name
+    file_type = file_type_of(name)
+    assert file_type is not None
+    expected, find = MANIFEST[name]
+    check_leading_bytes(path.read_bytes()[:HEAD_SIZE], file_type)
+    failed_code = re.search(r"code `(\w+)`", expected)
+    if failed_code is not None:
+        with pytest.raises(DocumentFailed) as caught:
+            extract(path, file_type)
+        assert caught.value.code == failed_code.group(1)
+        assert caught.value.message.endswith(".")
+        return
+    assert expected.startswith("indexed")
+    elements = extract(path, file_type)
+    text = "\n".join(element.text for element in elements).lower()
+    words = find.lower().split()
+    missing = [word for word in words if word not in text]
+    assert len(words) - len(missing) >= MIN_FOUND_SHARE * len(words), f"missing {missing}"
+    assert all(element.text == element.text.strip() and element.text for element in elements)
+
+
+def test_umlauts_stay_intact() -> None:
+    elements = extract(CORPUS / "umlauts-utf8.md", "md")
+    assert "können" in [element.text for element in elements]
+    assert "kÃ¶nnen" not in "\n".join(element.text for element in elements)
+
+
+def test_utf16_text_is_decoded() -> None:
+    elements = extract(CORPUS / "fake-text-utf-16.txt", "txt")
+    assert elements[0].text == "This is a test document to use for unit tests."
+    assert not any("\x00" in element.text for element in elements)
+
+
+def test_empty_pages_are_skipped() -> None:
+    elements = extract(CORPUS / "layout-parser-paper-with-empty-pages.pdf", "pdf")
+    assert [element.page for element in elements] == [1, 4]
+
+
+def test_scanned_pdf_says_why() -> None:
+    with pytest.raises(DocumentFailed) as caught:
+        extract(CORPUS / "single_table.pdf", "pdf")
+    assert "no text layer" in caught.value.message

@@ -1,0 +1,28 @@
+"""The per-process worker context: database pool, bucket client, settings."""
+
+from __future__ import annotations
+
+from shared.db import open_pool
+from shared.pipeline.ingest import WorkerContext
+from shared.settings import get_settings
+from shared.storage import Storage
+
+_context: WorkerContext | None = None
+
+
+def open_context() -> WorkerContext:
+    global _context
+    if _context is None:
+        settings = get_settings()
+        if settings.work_dir is not None:
+            settings.work_dir.mkdir(parents=True, exist_ok=True)
+        pool = open_pool(settings, min_size=1, max_size=2)
+        _context = WorkerContext(settings=settings, pool=pool, storage=Storage(settings))
+    return _context
+
+
+def close_context() -> None:
+    global _context
+    if _context is not None:
+        _context.pool.close()
+        _context = None

@@ -1,0 +1,28 @@
+"""Celery tasks. Each parses its arguments and calls one function in `shared`."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Task
+
+from shared.pipeline.ingest import TransientError, ingest_document
+from shared.queue import INGEST_TASK
+from worker.celery_app import app
+from worker.context import open_context
+
+
+@app.task(
+    name=INGEST_TASK,
+    bind=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def ingest(self: Task, document_id: str) -> dict[str, object]:
+    outcome = ingest_document(open_context(), uuid.UUID(document_id))
+    if outcome.status == "retry":
+        raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    return {"status": outcome.status, "chunk_count": outcome.chunk_count}
