@@ -68,13 +68,14 @@ _VECTOR = """
 """
 
 # Any of the query's words may match; chunks matching more of them, closer together, rank higher.
+# Normalisation 1 divides by 1 + log(length), so a long chunk does not win by sheer size.
 _KEYWORD = """
-    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query) DESC, c.id) AS rank,
-           ts_rank_cd(c.tsv, q.query) AS score
+    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id) AS rank,
+           ts_rank_cd(c.tsv, q.query, 1) AS score
     FROM chunks c JOIN documents d ON d.id = c.document_id,
          (SELECT replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery AS query) q
     WHERE {filters} AND c.tsv @@ q.query
-    ORDER BY ts_rank_cd(c.tsv, q.query) DESC, c.id
+    ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id
     LIMIT %(candidates)s
 """
 
