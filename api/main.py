@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import redis.asyncio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_dependency_handlers, install_error_handlers
 from api.routes import documents, health, search, tasks, uploads
@@ -18,6 +21,9 @@ from shared.settings import Settings, get_settings
 from shared.storage import Storage
 
 
+STATIC_DIR = Path(__file__).parent / "static"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -25,12 +31,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
         pool = open_pool(settings)
+        events = redis.asyncio.Redis.from_url(settings.redis_url)
         app.state.chute = AppState(
-            settings=settings, pool=pool, storage=Storage(settings), celery=make_celery(settings)
+            settings=settings,
+            pool=pool,
+            storage=Storage(settings),
+            celery=make_celery(settings),
+            redis=events,
         )
         try:
             yield
         finally:
+            await events.aclose()
             pool.close()
 
     app = FastAPI(
@@ -49,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_dependency_handlers(app)
     for module in (health, uploads, documents, tasks, search):
         app.include_router(module.router)
+    # The upload page: static files, no build step. Mounted last so API routes take precedence.
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
 
 

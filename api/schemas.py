@@ -40,11 +40,24 @@ class PresignedPostOut(BaseModel):
     expires_at: datetime
 
 
+class PartUrl(BaseModel):
+    part_number: int
+    url: str
+
+
+class MultipartOut(BaseModel):
+    method: Literal["MULTIPART"] = "MULTIPART"
+    upload_id: str
+    part_size: int
+    parts: list[PartUrl]
+    expires_at: datetime
+
+
 class UploadOut(BaseModel):
     document_id: uuid.UUID
     object_key: str
     status: str
-    upload: PresignedPostOut
+    upload: PresignedPostOut | MultipartOut
     complete_url: str
     status_url: str
 
@@ -69,8 +82,16 @@ class BatchOut(BaseModel):
     uploads: list[UploadOut | RejectedOut]
 
 
+class CompletedPart(BaseModel):
+    part_number: int = Field(ge=1, le=10_000)
+    etag: str = Field(min_length=1, max_length=200)
+
+
 class CompleteIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    parts: list[CompletedPart] | None = Field(default=None, max_length=10_000)
+
+    def part_etags(self) -> list[tuple[int, str]] | None:
+        return [(p.part_number, p.etag) for p in self.parts] if self.parts else None
 
 
 class QueuedOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+import redis.asyncio
 from celery import Celery
 from psycopg_pool import ConnectionPool
 
@@ -19,6 +20,7 @@ class AppState:
     pool: ConnectionPool
     storage: Storage
     celery: Celery
+    redis: redis.asyncio.Redis
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def embedder(self) -> Embedder:

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # Uploads
     max_upload_size: int = 100 * MiB
     presign_expires_seconds: int = 3600
+    # Files at or above the threshold upload in parts, straight from the client to the bucket.
+    multipart_threshold: int = Field(default=64 * MiB, ge=5 * MiB)
+    multipart_part_size: int = Field(default=16 * MiB, ge=5 * MiB)
     allowed_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TYPES))
 
     # Chunking defaults (per upload overridable)

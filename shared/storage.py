@@ -92,6 +92,36 @@ class Storage:
             expires_at=datetime.now(UTC) + timedelta(seconds=expires),
         )
 
+    def start_multipart(self, key: str, content_type: str) -> str:
+        answer = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
+        return str(answer["UploadId"])
+
+    def presign_parts(self, key: str, upload_id: str, part_count: int) -> list[str]:
+        """One presigned PUT URL per part, numbered from 1."""
+        return [
+            self.public_client.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+                ExpiresIn=self.settings.presign_expires_seconds,
+            )
+            for number in range(1, part_count + 1)
+        ]
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)]},
+        )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+
     # -- checks --------------------------------------------------------------------------------
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -168,12 +198,9 @@ class StreamingUpload:
         self.storage = storage
         self.key = key
         self.buffer = bytearray()
-        self.parts: list[dict[str, Any]] = []
+        self.parts: list[tuple[int, str]] = []
         self.size = 0
-        answer = storage.client.create_multipart_upload(
-            Bucket=storage.bucket, Key=key, ContentType=content_type
-        )
-        self.upload_id: str = answer["UploadId"]
+        self.upload_id = storage.start_multipart(key, content_type)
 
     def write(self, data: bytes) -> None:
         self.buffer += data
@@ -190,20 +217,13 @@ class StreamingUpload:
             PartNumber=number,
             Body=bytes(self.buffer),
         )
-        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self.parts.append((number, answer["ETag"]))
         self.buffer.clear()
 
     def finish(self) -> None:
         if self.buffer or not self.parts:
             self._send_part()
-        self.storage.client.complete_multipart_upload(
-            Bucket=self.storage.bucket,
-            Key=self.key,
-            UploadId=self.upload_id,
-            MultipartUpload={"Parts": self.parts},
-        )
+        self.storage.complete_multipart(self.key, self.upload_id, self.parts)
 
     def abort(self) -> None:
-        self.storage.client.abort_multipart_upload(
-            Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
-        )
+        self.storage.abort_multipart(self.key, self.upload_id)

@@ -16,6 +16,16 @@ import pytest
 from infra.stack import Ports, Stack
 from tests.helpers import ChuteClient
 
+MiB = 1024 * 1024
+# Small multipart sizes so tests exercise multipart uploads without shipping 64 MiB around.
+MULTIPART_THRESHOLD = 6 * MiB
+MULTIPART_PART_SIZE = 5 * MiB
+STACK_SETTINGS = {
+    "CHUTE_LEASE_SECONDS": "30",
+    "CHUTE_MULTIPART_THRESHOLD": str(MULTIPART_THRESHOLD),
+    "CHUTE_MULTIPART_PART_SIZE": str(MULTIPART_PART_SIZE),
+}
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -23,7 +33,7 @@ CORPUS = REPO.parent / "shared" / "corpus"
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
-    stack = Stack(root, Ports.free(), extra_env={"CHUTE_LEASE_SECONDS": "30"})
+    stack = Stack(root, Ports.free(), extra_env=STACK_SETTINGS)
     try:
         stack.start_services()
         stack.start_worker()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import redis
+
 from shared.db import open_pool
 from shared.pipeline.ingest import WorkerContext
 from shared.settings import get_settings
@@ -17,7 +19,12 @@ def open_context() -> WorkerContext:
         if settings.work_dir is not None:
             settings.work_dir.mkdir(parents=True, exist_ok=True)
         pool = open_pool(settings, min_size=1, max_size=2)
-        _context = WorkerContext(settings=settings, pool=pool, storage=Storage(settings))
+        _context = WorkerContext(
+            settings=settings,
+            pool=pool,
+            storage=Storage(settings),
+            redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5),
+        )
     return _context
 
 

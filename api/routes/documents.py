@@ -6,8 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api import document_events as events
 from api.deps import State, Tenant
 from api.proxied_upload import stream_form_to_bucket
 from api.queueing import enqueue, queued_answer
@@ -81,6 +83,24 @@ def list_documents(
     return DocumentListOut(items=[DocumentOut.from_row(r) for r in rows], next_cursor=next_cursor)
 
 
+@router.get(
+    "/{document_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "`status` events until a final state"}
+    },
+)
+def document_events(document_id: uuid.UUID, tenant: Tenant, state: State) -> StreamingResponse:
+    """Server-Sent Events: one `status` event (the document JSON) per change; ends after a final state."""
+    with transaction(state.pool) as conn:
+        documents.get_document(conn, tenant, document_id)  # 404 before the stream starts
+    return StreamingResponse(
+        events.document_events(state, state.redis, tenant, document_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 @router.get("/{document_id}/chunks")
 def list_chunks(
     document_id: uuid.UUID,
@@ -103,7 +123,7 @@ def list_chunks(
 @router.post("/{document_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 def cancel_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
     with transaction(state.pool) as conn:
-        return DocumentOut.from_row(documents.cancel_document(conn, tenant, document_id))
+        return DocumentOut.from_row(documents.cancel_document(conn, state.storage, tenant, document_id))
 
 
 @router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED)

@@ -56,5 +56,5 @@ def get_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> TaskOut:
 def cancel_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> Response:
     with transaction(state.pool) as conn:
         row = _find(conn, tenant, task_id)
-        documents.cancel_document(conn, tenant, row["id"])
+        documents.cancel_document(conn, state.storage, tenant, row["id"])
     return Response(status_code=status.HTTP_202_ACCEPTED)

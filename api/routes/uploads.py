@@ -13,6 +13,8 @@ from api.schemas import (
     BatchOut,
     CompleteIn,
     ErrorOut,
+    MultipartOut,
+    PartUrl,
     PresignedPostOut,
     QueuedOut,
     RejectedOut,
@@ -29,13 +31,24 @@ router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
 def _answer(presigned: PresignedUpload) -> UploadOut:
     row = presigned.document
+    upload: PresignedPostOut | MultipartOut
+    if presigned.post is not None:
+        post = presigned.post
+        upload = PresignedPostOut(url=post.url, fields=post.fields, expires_at=post.expires_at)
+    else:
+        plan = presigned.multipart
+        assert plan is not None
+        upload = MultipartOut(
+            upload_id=plan.upload_id,
+            part_size=plan.part_size,
+            parts=[PartUrl(part_number=n, url=url) for n, url in enumerate(plan.part_urls, start=1)],
+            expires_at=plan.expires_at,
+        )
     return UploadOut(
         document_id=row["id"],
         object_key=row["object_key"],
         status=row["status"],
-        upload=PresignedPostOut(
-            url=presigned.post.url, fields=presigned.post.fields, expires_at=presigned.post.expires_at
-        ),
+        upload=upload,
         complete_url=f"/v1/uploads/{row['id']}/complete",
         status_url=f"/v1/documents/{row['id']}",
     )
@@ -72,8 +85,9 @@ def create_uploads(body: BatchIn, tenant: Tenant, state: State) -> BatchOut:
 def complete_upload(
     document_id: uuid.UUID, tenant: Tenant, state: State, body: CompleteIn | None = None
 ) -> QueuedOut:
+    parts = body.part_etags() if body else None
     with transaction(state.pool) as conn:
-        completion = uploads.complete_upload(conn, state.storage, state.settings, tenant, document_id)
+        completion = uploads.complete_upload(conn, state.storage, state.settings, tenant, document_id, parts)
     if completion.failure is not None:
         failure = completion.failure
         raise AppError(failure.message, code=failure.code, status=413 if failure.code == "too_large" else 422)

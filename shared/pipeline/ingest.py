@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+import redis
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import SoftTimeLimitExceeded
@@ -28,6 +29,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.db import transaction
 from shared.errors import DocumentFailed
+from shared.events import publish_change
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Chunk
 from shared.pipeline.embedding import get_embedder
@@ -51,6 +53,7 @@ class WorkerContext:
     settings: Settings
     pool: ConnectionPool
     storage: Storage
+    redis: redis.Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
         return Outcome("skipped")
 
     run = _Run(ctx, document_id, int(row["attempts"]))
+    publish_change(ctx.redis, document_id)
     log.info("ingest.claimed", document_id=str(document_id), attempt=run.attempt)
     try:
         if run.attempt > settings.max_attempts:
@@ -145,6 +149,7 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
         if not documents.finish_indexed(conn, run.document_id, run.attempt, len(chunks)):
             raise _Cancelled  # rolls the transaction back: nothing is written
         chunk_rows.replace_chunks(conn, run.document_id, row["tenant_id"], chunks, vectors)
+    publish_change(ctx.redis, run.document_id)
     log.info("ingest.indexed", document_id=str(run.document_id), chunks=len(chunks))
     return len(chunks)
 
@@ -187,10 +192,12 @@ class _Run:
             )
         if not ours:
             raise _Cancelled
+        publish_change(self.ctx.redis, self.document_id)
 
     def fail(self, code: str, message: str) -> None:
         with transaction(self.ctx.pool) as conn:
             documents.finish_failed(conn, self.document_id, self.attempt, code, message)
+        publish_change(self.ctx.redis, self.document_id)
         log.warning("ingest.failed", document_id=str(self.document_id), code=code, message=message)
 
     def release(self) -> None:

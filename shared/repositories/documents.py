@@ -102,6 +102,15 @@ def list_documents(
     ).fetchall()
 
 
+def set_upload_id(conn: Connection, document_id: uuid.UUID, upload_id: str | None) -> Row:
+    row = conn.execute(
+        "UPDATE documents SET upload_id = %s, updated_at = now() WHERE id = %s RETURNING *",
+        (upload_id, document_id),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
 def set_upload_details(
     conn: Connection, document_id: uuid.UUID, *, size: int, metadata: dict[str, Any]
 ) -> Row:

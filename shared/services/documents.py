@@ -66,12 +66,18 @@ def list_chunks(
     return rows[:limit], next_cursor
 
 
-def cancel_document(conn: Connection, tenant_id: str, document_id: uuid.UUID) -> Row:
-    """Mark a document cancelled; a worker holding it stops at its next step (cooperative)."""
+def cancel_document(conn: Connection, storage: Storage, tenant_id: str, document_id: uuid.UUID) -> Row:
+    """Mark a document cancelled; a worker holding it stops at its next step (cooperative).
+
+    An unfinished multipart upload is aborted, so the bucket frees its parts.
+    """
     row = get_document(conn, tenant_id, document_id, lock=True)
     cancelled = documents.mark_cancelled(conn, document_id)
     if cancelled is None:
         raise Conflict(f"The document is already {row['status']}.", code="already_final")
+    if row["upload_id"]:
+        storage.abort_multipart(row["object_key"], row["upload_id"])
+        cancelled = documents.set_upload_id(conn, document_id, None)
     return cancelled
 
 
@@ -96,4 +102,6 @@ def delete_document(conn: Connection, storage: Storage, tenant_id: str, document
     """Remove the row (its chunks go with it) and the object. A running worker's writes are fenced off."""
     row = get_document(conn, tenant_id, document_id, lock=True)
     documents.delete_document(conn, document_id)
+    if row["upload_id"]:
+        storage.abort_multipart(row["object_key"], row["upload_id"])
     storage.delete(row["object_key"])

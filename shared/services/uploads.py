@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from shared.db import Connection
 from shared.errors import AppError, Conflict, DocumentFailed, NotFound, PayloadTooLarge, UnsupportedType
 from shared.filetypes import MEDIA_TYPES, file_type_of
@@ -38,9 +40,18 @@ class UploadRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class MultipartPlan:
+    upload_id: str
+    part_size: int
+    part_urls: list[str]  # part n is at index n - 1
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PresignedUpload:
     document: Row
-    post: PresignedPost
+    post: PresignedPost | None = None
+    multipart: MultipartPlan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +124,75 @@ def create_document(
     )
 
 
+MAX_PARTS = 10_000  # S3's limit
+MiB = 1024 * 1024
+
+
+def part_size_for(size: int, preferred: int) -> int:
+    """The preferred part size, grown in whole MiB where the file would need more than 10,000 parts."""
+    needed = -(-size // MAX_PARTS)
+    return max(preferred, -(-needed // MiB) * MiB)
+
+
 def presign_upload(
     conn: Connection, storage: Storage, settings: Settings, tenant_id: str, request: UploadRequest
 ) -> PresignedUpload:
+    """A presigned POST form for small files; a multipart upload with presigned part URLs for big ones."""
     row = create_document(conn, settings, tenant_id, request, upload_ttl=settings.presign_expires_seconds)
-    post = storage.presign_post(row["object_key"], row["content_type"], settings.max_upload_size)
-    return PresignedUpload(document=row, post=post)
+    size = request.size or 0
+    if size < settings.multipart_threshold:
+        post = storage.presign_post(row["object_key"], row["content_type"], settings.max_upload_size)
+        return PresignedUpload(document=row, post=post)
+    part_size = part_size_for(size, settings.multipart_part_size)
+    upload_id = storage.start_multipart(row["object_key"], row["content_type"])
+    row = documents.set_upload_id(conn, row["id"], upload_id)
+    plan = MultipartPlan(
+        upload_id=upload_id,
+        part_size=part_size,
+        part_urls=storage.presign_parts(row["object_key"], upload_id, -(-size // part_size)),
+        expires_at=datetime.now(UTC) + timedelta(seconds=settings.presign_expires_seconds),
+    )
+    return PresignedUpload(document=row, multipart=plan)
 
 
 def complete_upload(
-    conn: Connection, storage: Storage, settings: Settings, tenant_id: str, document_id: uuid.UUID
+    conn: Connection,
+    storage: Storage,
+    settings: Settings,
+    tenant_id: str,
+    document_id: uuid.UUID,
+    parts: list[tuple[int, str]] | None = None,
 ) -> Completion:
-    """Check the uploaded object and queue the document. Calling it again changes nothing."""
+    """Assemble a multipart upload if there is one, check the object and queue the document.
+
+    Calling it again changes nothing and answers the same task.
+    """
     row = documents.get_document(conn, tenant_id, document_id, lock=True)
     if row is None:
         raise NotFound("No such document.")
+    if row["status"] == "awaiting_upload" and row["upload_id"]:
+        _assemble_parts(storage, row, parts)
+        row = documents.set_upload_id(conn, row["id"], None)
     return verify_and_queue(conn, storage, settings, row)
+
+
+def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | None) -> None:
+    if not parts:
+        raise AppError(
+            "This is a multipart upload: send the parts' numbers and ETags to complete it.",
+            code="parts_required",
+        )
+    try:
+        storage.complete_multipart(row["object_key"], row["upload_id"], parts)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchUpload" and storage.head(row["object_key"]) is not None:
+            return  # assembled by an earlier call whose answer was lost
+        message = error.response.get("Error", {}).get("Message", code)
+        raise Conflict(
+            f"The bucket could not assemble the upload ({code}: {message}); check every part was sent.",
+            code="upload_incomplete",
+        ) from error
 
 
 def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row: Row) -> Completion:

@@ -1,0 +1,621 @@
+"""`chute upload`: find the files, presign them, send the bytes straight to the bucket, complete, and
+follow each document through the pipeline.
+
+Below the server's multipart threshold an upload is a presigned form POST (`upload.method == "POST"`);
+above it the server answers `MULTIPART` with one presigned PUT URL per part: parts go up four at a
+time, each retried up to three times, and their ETags complete the upload. Bodies are streamed from
+disk, so memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cli.client import FINAL_STATES, ApiError, ChuteApi, CliError, Unreachable, transport_error
+
+if TYPE_CHECKING:
+    import httpx
+
+READ_SIZE = 256 * 1024
+BATCH_LIMIT = 100  # files per POST /v1/uploads/batch (API.md)
+
+
+class Cancelled(Exception):
+    """The user pressed Ctrl-C; transfers stop at their next read."""
+
+
+class TransferError(CliError):
+    """Bytes did not reach the bucket."""
+
+
+# -- the files -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileJob:
+    """One local file and what became of it."""
+
+    path: Path
+    name: str  # what the server is told (the path below the folder given, or the file's name)
+    size: int
+    document_id: str | None = None
+    upload: dict[str, Any] | None = None
+    status: str = "pending"  # pending, uploading, then the document's status, or rejected
+    step: str | None = None
+    progress: int = 0
+    chunk_count: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    sent: int = 0
+    poll_failures: int = 0
+
+    def fail(self, code: str, message: str, status: str = "failed") -> None:
+        self.status = status
+        self.error_code = code
+        self.error_message = message
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATES or self.status == "rejected"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "filename": self.name,
+            "size": self.size,
+            "document_id": self.document_id,
+            "status": self.status,
+            "chunk_count": self.chunk_count,
+            "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
+        }
+
+
+def _matches(patterns: list[str], *names: str) -> bool:
+    return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns for name in names)
+
+
+def collect_files(
+    paths: list[Path], *, include: list[str], exclude: list[str], hidden: bool = False
+) -> list[FileJob]:
+    """Files named and files found below folders (recursively, sorted), filtered by the globs.
+
+    A glob matches a file's name or its path below the folder given (case-insensitive); `--exclude`
+    on a folder's name or path skips the whole folder. Hidden files and folders are skipped in
+    folders unless `hidden`. A path that does not exist is an error before anything is sent.
+    """
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise CliError(f"No such file or folder: {', '.join(missing)}", exit_code=2)
+
+    found: list[tuple[Path, str]] = []
+    for root in paths:
+        if root.is_dir():
+            for folder, dirs, files in os.walk(root):
+                here = Path(folder)
+                rel_dir = here.relative_to(root)
+                dirs[:] = sorted(
+                    d
+                    for d in dirs
+                    if (hidden or not d.startswith("."))
+                    and not _matches(exclude, d, (rel_dir / d).as_posix())
+                )
+                for name in sorted(files):
+                    if not hidden and name.startswith("."):
+                        continue
+                    found.append((here / name, (rel_dir / name).as_posix()))
+        else:
+            found.append((root, root.name))
+
+    jobs: list[FileJob] = []
+    seen: set[Path] = set()
+    for path, rel in found:
+        if include and not _matches(include, path.name, rel):
+            continue
+        if exclude and _matches(exclude, path.name, rel):
+            continue
+        real = path.resolve()
+        if real in seen or not path.is_file():
+            continue
+        seen.add(real)
+        try:
+            size = path.stat().st_size
+        except OSError as error:
+            size = 0
+            job = FileJob(path=path, name=rel, size=size)
+            job.fail("unreadable", f"cannot read the file: {error.strerror or error}")
+            jobs.append(job)
+            continue
+        jobs.append(FileJob(path=path, name=rel, size=size))
+    return jobs
+
+
+# -- sending bytes to the bucket ---------------------------------------------------------------------
+
+
+def _file_bytes(
+    path: Path, offset: int, length: int, on_bytes: Callable[[int], None], cancel: threading.Event
+) -> Iterator[bytes]:
+    """`length` bytes of the file from `offset`, reporting each block; the file must not shrink."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        left = length
+        while left > 0:
+            if cancel.is_set():
+                raise Cancelled
+            block = handle.read(min(READ_SIZE, left))
+            if not block:
+                raise TransferError(f"{path} got shorter while it was being uploaded.")
+            left -= len(block)
+            on_bytes(len(block))
+            yield block
+
+
+def _bucket_error(response: httpx.Response) -> str:
+    """S3 answers errors as XML: its Code and Message, or the start of whatever came back."""
+    import re
+
+    text = response.text
+    code = re.search(r"<Code>(.*?)</Code>", text, re.S)
+    message = re.search(r"<Message>(.*?)</Message>", text, re.S)
+    if code or message:
+        parts = [m.group(1).strip() for m in (code, message) if m]
+        return f"the bucket refused the upload (HTTP {response.status_code}): {': '.join(parts)}"
+    snippet = " ".join(text.split())[:200]
+    return f"the bucket refused the upload (HTTP {response.status_code})" + (
+        f": {snippet}" if snippet else ""
+    )
+
+
+def _retryable(response: httpx.Response) -> bool:
+    return response.status_code >= 500 or response.status_code in (408, 429)
+
+
+def _send(
+    attempt: Callable[[], httpx.Response],
+    *,
+    retries: int,
+    undo: Callable[[], None],
+    cancel: threading.Event,
+    where: str,
+) -> httpx.Response:
+    """Run `attempt`, retrying transport errors and 5xx/408/429 up to `retries` times with backoff."""
+    import httpx
+
+    for number in range(retries + 1):
+        last = number == retries
+        try:
+            response = attempt()
+        except httpx.TransportError as error:
+            undo()
+            if last:
+                raise transport_error(error, where) from None
+        else:
+            if response.status_code < 300:
+                return response
+            undo()
+            if last or not _retryable(response):
+                raise TransferError(_bucket_error(response))
+        if cancel.wait(min(0.5 * 2**number, 8.0)):
+            raise Cancelled
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _form_filename(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in base) or "file"
+
+
+def post_form(
+    http: httpx.Client,
+    upload: dict[str, Any],
+    job: FileJob,
+    on_bytes: Callable[[int], None],
+    cancel: threading.Event,
+    *,
+    retries: int = 3,
+) -> None:
+    """The presigned form POST: the policy's fields, then the file last, streamed with a Content-Length."""
+    boundary = secrets.token_hex(16)
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        for key, value in upload.get("fields", {}).items()
+    )
+    content_type = upload.get("fields", {}).get("Content-Type", "application/octet-stream")
+    head += (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{_form_filename(job.name)}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    headers = {
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Length": str(len(head) + job.size + len(tail)),
+    }
+    sent = 0
+
+    def count(n: int) -> None:
+        nonlocal sent
+        sent += n
+        on_bytes(n)
+
+    def body() -> Iterator[bytes]:
+        yield head
+        yield from _file_bytes(job.path, 0, job.size, count, cancel)
+        yield tail
+
+    def undo() -> None:
+        nonlocal sent
+        on_bytes(-sent)
+        sent = 0
+
+    _send(
+        lambda: http.post(upload["url"], content=body(), headers=headers),
+        retries=retries,
+        undo=undo,
+        cancel=cancel,
+        where="the bucket",
+    )
+
+
+def put_parts(
+    http: httpx.Client,
+    upload: dict[str, Any],
+    job: FileJob,
+    on_bytes: Callable[[int], None],
+    cancel: threading.Event,
+    *,
+    parallel: int = 4,
+    retries: int = 3,
+) -> list[dict[str, Any]]:
+    """PUT each part to its presigned URL (`parallel` at a time); the parts' ETags, in order."""
+    part_size = int(upload["part_size"])
+    parts = sorted(upload["parts"], key=lambda p: int(p["part_number"]))
+    if part_size <= 0 or not parts:
+        raise TransferError("the server's multipart answer has no parts.")
+    ranges: list[tuple[dict[str, Any], int, int]] = []
+    for part in parts:
+        offset = (int(part["part_number"]) - 1) * part_size
+        length = min(part_size, job.size - offset)
+        if length <= 0:
+            raise TransferError("the server's multipart answer has more parts than the file needs.")
+        ranges.append((part, offset, length))
+    if sum(length for _, _, length in ranges) != job.size:
+        raise TransferError("the server's multipart parts do not cover the whole file.")
+
+    stop = threading.Event()  # one part failed for good: the others stop too
+
+    def watch() -> None:
+        while not stop.is_set():
+            if cancel.wait(0.2):
+                stop.set()
+
+    def put(part: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
+        sent = 0
+
+        def count(n: int) -> None:
+            nonlocal sent
+            sent += n
+            on_bytes(n)
+
+        def undo() -> None:
+            nonlocal sent
+            on_bytes(-sent)
+            sent = 0
+
+        number = int(part["part_number"])
+        response = _send(
+            lambda: http.put(
+                part["url"],
+                content=_file_bytes(job.path, offset, length, count, stop),
+                headers={"Content-Length": str(length)},
+            ),
+            retries=retries,
+            undo=undo,
+            cancel=stop,
+            where=f"the bucket (part {number})",
+        )
+        etag = response.headers.get("ETag")
+        if not etag:
+            raise TransferError(
+                f"the bucket answered part {number} without an ETag header "
+                "(a browser-facing bucket must expose ETag in its CORS rule)."
+            )
+        return {"part_number": number, "etag": etag}
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="chute-part") as pool:
+            futures = [pool.submit(put, part, offset, length) for part, offset, length in ranges]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            errors = [f.exception() for f in finished if f.exception() is not None]
+            if errors:
+                stop.set()
+                real = [e for e in errors if not isinstance(e, Cancelled)]
+                raise (real or errors)[0]  # type: ignore[misc]
+            done = [future.result() for future in futures]
+    finally:
+        stop.set()
+        watcher.join()
+    if cancel.is_set():
+        raise Cancelled
+    return done
+
+
+# -- progress reporting ------------------------------------------------------------------------------
+
+
+class Reporter(Protocol):
+    def add(self, job: FileJob) -> None: ...
+    def sent(self, job: FileJob, n: int) -> None: ...
+    def changed(self, job: FileJob) -> None: ...
+    def uploads_done(self) -> None: ...
+
+
+class SilentReporter:
+    def add(self, job: FileJob) -> None:
+        pass
+
+    def sent(self, job: FileJob, n: int) -> None:
+        pass
+
+    def changed(self, job: FileJob) -> None:
+        pass
+
+    def uploads_done(self) -> None:
+        pass
+
+
+# -- the whole run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class UploadOptions:
+    wait: bool = True
+    parallel: int = 4  # files at once
+    part_parallel: int = 4  # parts at once, per multipart file
+    retries: int = 3
+    timeout: float | None = None  # seconds to wait for the pipeline, from the start
+    poll_interval: float = 0.5
+    metadata: dict[str, Any] = field(default_factory=dict)
+    chunking: dict[str, int] | None = None
+
+
+class Uploader:
+    """Presigns in batches, transfers on a thread pool, completes, and polls documents to a final state."""
+
+    def __init__(
+        self,
+        api: ChuteApi,
+        bucket: httpx.Client,
+        options: UploadOptions,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.api = api
+        self.bucket = bucket
+        self.options = options
+        self.reporter: Reporter = reporter or SilentReporter()
+        self.cancel = threading.Event()
+        self.presigned_any = False
+        self.timed_out = False
+
+    # presign ---------------------------------------------------------------------------------
+
+    def _request(self, job: FileJob) -> dict[str, Any]:
+        request: dict[str, Any] = {"filename": job.name, "size": job.size}
+        if self.options.metadata:
+            request["metadata"] = self.options.metadata
+        if self.options.chunking:
+            request["chunking"] = self.options.chunking
+        return request
+
+    def _accept(self, job: FileJob, answer: dict[str, Any]) -> bool:
+        if answer.get("status") == "rejected" or "document_id" not in answer:
+            error = answer.get("error") or {}
+            job.fail(
+                str(error.get("code", "rejected")), str(error.get("message", "rejected")), status="rejected"
+            )
+            self.reporter.changed(job)
+            return False
+        job.document_id = str(answer["document_id"])
+        job.upload = dict(answer["upload"])
+        job.status = "uploading"
+        self.presigned_any = True
+        self.reporter.add(job)
+        return True
+
+    def _presign_one(self, job: FileJob) -> bool:
+        try:
+            answer = self.api.presign(self._request(job))
+        except ApiError as error:
+            if error.status == 401 and not self.presigned_any:
+                raise
+            rejected = error.status in (400, 413, 415, 422)
+            job.fail(error.code, error.detail, status="rejected" if rejected else "failed")
+            self.reporter.changed(job)
+            return False
+        return self._accept(job, answer)
+
+    def presign(self, batch: list[FileJob]) -> list[FileJob]:
+        """Presign a batch (one call); the accepted jobs. Rejections are recorded on their jobs."""
+        try:
+            answers = self.api.presign_batch([self._request(job) for job in batch])
+        except ApiError as error:
+            if error.status == 401 and not self.presigned_any:
+                raise
+            if error.status in (404, 405, 422):  # no batch route, or one request the API refuses whole
+                return [job for job in batch if self._presign_one(job)]
+            self._fail_all(batch, error.code, error.detail)
+            return []
+        except Unreachable as error:
+            if not self.presigned_any:
+                raise
+            self._fail_all(batch, "unreachable", error.message)
+            return []
+        if len(answers) != len(batch):
+            self._fail_all(batch, "bad_answer", "the API's batch answer does not match the files sent.")
+            return []
+        return [job for job, answer in zip(batch, answers, strict=True) if self._accept(job, answer)]
+
+    def _fail_all(self, jobs: list[FileJob], code: str, message: str) -> None:
+        for job in jobs:
+            job.fail(code, message)
+            self.reporter.changed(job)
+
+    # transfer and complete ------------------------------------------------------------------
+
+    def transfer(self, job: FileJob) -> None:
+        """Send the bytes, then complete. Records the outcome on the job; raises only Cancelled."""
+        assert job.upload is not None and job.document_id is not None
+        upload = job.upload
+
+        def on_bytes(n: int) -> None:
+            job.sent += n
+            self.reporter.sent(job, n)
+
+        try:
+            method = str(upload.get("method", "POST")).upper()
+            parts: list[dict[str, Any]] | None = None
+            if method == "POST":
+                post_form(self.bucket, upload, job, on_bytes, self.cancel, retries=self.options.retries)
+            elif method == "MULTIPART":
+                parts = put_parts(
+                    self.bucket,
+                    upload,
+                    job,
+                    on_bytes,
+                    self.cancel,
+                    parallel=self.options.part_parallel,
+                    retries=self.options.retries,
+                )
+            else:
+                raise TransferError(f"the API asked for an upload method this CLI does not know: {method}.")
+            answer = self.api.complete(job.document_id, parts)
+            job.status = str(answer.get("status", "queued"))
+        except Cancelled:
+            job.fail("interrupted", "interrupted before the upload finished")
+        except ApiError as error:
+            job.fail(error.code, error.detail)
+        except TransferError as error:
+            job.fail("upload_failed", error.message)
+        except CliError as error:
+            job.fail("upload_failed", error.message)
+        except OSError as error:
+            job.fail("unreadable", f"cannot read the file: {error.strerror or error}")
+        except Exception as error:  # a surprise answer: report it on this file, keep the others going
+            job.fail("upload_failed", f"{type(error).__name__}: {error}")
+        self.reporter.changed(job)
+
+    # follow -------------------------------------------------------------------------------------
+
+    def poll(self, job: FileJob) -> None:
+        assert job.document_id is not None
+        try:
+            document = self.api.document(job.document_id)
+        except ApiError as error:
+            if error.status == 404 or error.status == 401:
+                job.fail(error.code, error.detail)
+                self.reporter.changed(job)
+                return
+            document = None
+            message = error.message
+        except CliError as error:
+            document = None
+            message = error.message
+        if document is None:
+            job.poll_failures += 1
+            if job.poll_failures >= 20:
+                job.fail("lost_track", f"stopped following the document: {message}")
+                self.reporter.changed(job)
+            return
+        job.poll_failures = 0
+        before = (job.status, job.step, job.progress, job.chunk_count)
+        job.status = str(document["status"])
+        job.step = document.get("step")
+        job.progress = int(document.get("progress") or 0)
+        job.chunk_count = document.get("chunk_count")
+        error = document.get("error")
+        if error:
+            job.error_code = str(error.get("code"))
+            job.error_message = str(error.get("message"))
+        if (job.status, job.step, job.progress, job.chunk_count) != before:
+            self.reporter.changed(job)
+
+    # the run ------------------------------------------------------------------------------------
+
+    def run(self, jobs: list[FileJob]) -> None:
+        """Upload every job, following each to a final state unless `wait` is off. Ctrl-C stops the
+        transfers at their next block (KeyboardInterrupt is re-raised once they have stopped)."""
+        todo = deque(job for job in jobs if job.status == "pending")
+        active: dict[Future[None], FileJob] = {}
+        following: list[FileJob] = []
+        started = time.monotonic()
+        next_poll = 0.0
+        announced_done = False
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallel), thread_name_prefix="chute-up")
+        try:
+            while todo or active or following:
+                while todo and len(active) < self.options.parallel * 2:
+                    batch = [todo.popleft() for _ in range(min(len(todo), BATCH_LIMIT))]
+                    for job in self.presign(batch):
+                        active[pool.submit(self.transfer, job)] = job
+                if active:
+                    done, _ = wait(list(active), timeout=0.1, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = active.pop(future)
+                        future.result()
+                        if self.options.wait and not job.final:
+                            following.append(job)
+                if not todo and not active and not announced_done:
+                    announced_done = True
+                    self.reporter.uploads_done()
+                now = time.monotonic()
+                if following and now >= next_poll:
+                    for job in following:
+                        self.poll(job)
+                    following = [job for job in following if not job.final]
+                    next_poll = now + self.options.poll_interval
+                if (
+                    following
+                    and self.options.timeout is not None
+                    and now - started > self.options.timeout
+                    and not todo
+                    and not active
+                ):
+                    self.timed_out = True
+                    for job in following:
+                        job.error_code = "wait_timeout"
+                        job.error_message = (
+                            f"still {job.status} after {self.options.timeout:g} s; "
+                            f"follow it with `chute status {job.document_id}`"
+                        )
+                        self.reporter.changed(job)
+                    following = []
+                if following and not active and not todo:
+                    time.sleep(max(0.0, min(next_poll - time.monotonic(), self.options.poll_interval)))
+        except BaseException:
+            self.cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            for job in jobs:
+                if job.status in ("pending", "uploading"):
+                    job.fail("interrupted", "interrupted before the upload finished")
+            raise
+        pool.shutdown(wait=True)
+
+
+def succeeded(job: FileJob, *, waited: bool) -> bool:
+    if job.error_code == "wait_timeout":
+        return False
+    if waited:
+        return job.status == "indexed"
+    return job.status in ("queued", "processing", "indexed")
