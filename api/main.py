@@ -12,14 +12,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_dependency_handlers, install_error_handlers
-from api.routes import documents, health, search, tasks, uploads
+from api.routes import documents, events, health, search, tasks, uploads
 from api.state import AppState
 from shared.db import open_pool
 from shared.logging import configure_logging
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
 from shared.storage import Storage
-
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -59,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_dependency_handlers(app)
-    for module in (health, uploads, documents, tasks, search):
+    for module in (health, uploads, documents, tasks, search, events):
         app.include_router(module.router)
     # The upload page: static files, no build step. Mounted last so API routes take precedence.
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import kombu.exceptions
+import redis
+import structlog
+
 from api.schemas import QueuedOut
 from api.state import AppState
 from shared.queue import send_ingest
 
+log = structlog.get_logger("chute.api")
+
 
 def enqueue(state: AppState, row: dict[str, Any]) -> None:
-    # If this fails (Redis down), the row stays `queued` and the reconciler sends it again.
-    send_ingest(state.celery, row["id"], row["task_id"])
+    """Send the task for a committed `queued` row.
+
+    If Redis is down the document still is safely `queued` in Postgres: the reconciler sends it
+    once Redis is back, so the client gets its answer either way.
+    """
+    try:
+        send_ingest(state.celery, row["id"], row["task_id"])
+    except (kombu.exceptions.OperationalError, redis.RedisError) as error:
+        log.warning("api.enqueue.deferred", document_id=str(row["id"]), error=str(error))
 
 
 def queued_answer(row: dict[str, Any]) -> QueuedOut:

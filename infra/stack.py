@@ -302,7 +302,25 @@ class Stack:
                 "--without-mingle",
                 "--without-gossip",
             ],
-            env=env,
+            # SIGTERM starts Celery's soft shutdown: running work gets a grace period, then goes back.
+            env={"REMAP_SIGTERM": "SIGQUIT", **(env or {})},
+        )
+
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        """The scheduler that runs the reconciler every CHUTE_RECONCILE_INTERVAL_SECONDS."""
+        return self._spawn(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                "beat",
+                "--loglevel=INFO",
+                "--schedule",
+                str(self.root / "beat-schedule"),
+            ],
         )
 
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
@@ -349,6 +367,7 @@ def up(root: Path) -> None:
             key_file.write_text(out.strip().splitlines()[-1] + "\n")
             key_file.chmod(0o600)
         stack.start_worker()
+        stack.start_beat()
         stack.start_api()
         (root / "env").write_text(
             "".join(f"export {k}={v}\n" for k, v in stack.env.items() if k.startswith("CHUTE_"))

@@ -6,13 +6,17 @@ worker reads everything else from the document's row.
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
+import redis
 from celery import Celery
 
 from shared.settings import Settings
 
 INGEST_TASK = "chute.ingest_document"
+RECONCILE_TASK = "chute.reconcile"
 INGEST_QUEUE = "ingest"
 
 # Task ids are derived from the object's identity, so the same upload always maps to the same id.
@@ -37,7 +41,14 @@ def make_celery(settings: Settings) -> Celery:
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
         task_default_queue=INGEST_QUEUE,
-        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}},
+        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}, RECONCILE_TASK: {"queue": INGEST_QUEUE}},
+        beat_schedule={
+            "reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": settings.reconcile_interval_seconds,
+                "options": {"expires": settings.reconcile_interval_seconds},
+            }
+        },
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # Above the hard time limit, so a running task is never handed to a second worker.
@@ -52,3 +63,23 @@ def make_celery(settings: Settings) -> Celery:
 
 def send_ingest(app: Celery, document_id: uuid.UUID, task_id: uuid.UUID) -> None:
     app.send_task(INGEST_TASK, args=[str(document_id)], task_id=str(task_id), queue=INGEST_QUEUE)
+
+
+def tasks_in_broker(client: redis.Redis) -> set[str]:
+    """Ids of the ingestion tasks Redis holds: waiting in the queue or delivered and not yet acked.
+
+    Reads kombu's Redis layout: the queue's lists (one per priority step) and the `unacked` hash.
+    """
+    ids: set[str] = set()
+    queues = [INGEST_QUEUE, *(f"{INGEST_QUEUE}\x06\x16{step}" for step in (3, 6, 9))]
+    for queue in queues:
+        for raw in client.lrange(queue, 0, -1):
+            ids.add(_task_id(json.loads(raw)))
+    for raw in client.hvals("unacked"):
+        ids.add(_task_id(json.loads(raw)[0]))
+    ids.discard("")
+    return ids
+
+
+def _task_id(message: dict[str, Any]) -> str:
+    return str(message.get("headers", {}).get("id", ""))

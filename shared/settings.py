@@ -75,6 +75,20 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     work_dir: Path | None = None
     worker_concurrency: int = 1
+    # Extraction runs in a child process with these bounds, so a hostile file only kills the child.
+    extraction_memory_limit: int = 2 * 1024 * MiB
+    extraction_timeout_seconds: int = 600
+    # Past this many chunks a document is refused (`too_large`) instead of embedding for hours.
+    max_chunks: int = 25_000
+
+    # Reconciler: finds documents whose message was lost, whose worker died, or whose upload
+    # arrived without a complete call or never arrived.
+    reconcile_interval_seconds: float = 30.0
+    queued_grace_seconds: int = 120
+    upload_grace_seconds: int = 60
+
+    # S3 event notifications (MinIO webhook / AWS) authenticate with this bearer token.
+    events_token: SecretStr | None = None
 
     # API
     db_pool_size: int = 10

@@ -17,11 +17,16 @@ from infra.stack import Ports, Stack
 from tests.helpers import ChuteClient
 
 MiB = 1024 * 1024
+EVENTS_TOKEN = "test-events-token"
 # Small multipart sizes so tests exercise multipart uploads without shipping 64 MiB around.
 MULTIPART_THRESHOLD = 6 * MiB
 MULTIPART_PART_SIZE = 5 * MiB
 STACK_SETTINGS = {
     "CHUTE_LEASE_SECONDS": "30",
+    "CHUTE_RECONCILE_INTERVAL_SECONDS": "2",
+    "CHUTE_QUEUED_GRACE_SECONDS": "5",
+    "CHUTE_UPLOAD_GRACE_SECONDS": "3",
+    "CHUTE_EVENTS_TOKEN": EVENTS_TOKEN,
     "CHUTE_MULTIPART_THRESHOLD": str(MULTIPART_THRESHOLD),
     "CHUTE_MULTIPART_PART_SIZE": str(MULTIPART_PART_SIZE),
 }
@@ -37,6 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         stack.start_services()
         stack.start_worker()
+        stack.start_beat()
         stack.start_api()
         yield stack
     finally:

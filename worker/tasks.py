@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 
 from celery import Task
 
 from shared.pipeline.ingest import TransientError, ingest_document
-from shared.queue import INGEST_TASK
+from shared.queue import INGEST_TASK, RECONCILE_TASK, send_ingest
+from shared.services.reconcile import reconcile
 from worker.celery_app import app
 from worker.context import open_context
 
@@ -26,3 +28,12 @@ def ingest(self: Task, document_id: str) -> dict[str, object]:
     if outcome.status == "retry":
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     return {"status": outcome.status, "chunk_count": outcome.chunk_count}
+
+
+@app.task(name=RECONCILE_TASK)
+def reconcile_documents() -> dict[str, object]:
+    ctx = open_context()
+    repairs = reconcile(
+        ctx.settings, ctx.pool, ctx.storage, ctx.redis, lambda doc, task: send_ingest(app, doc, task)
+    )
+    return asdict(repairs)

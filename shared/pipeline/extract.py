@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def extract(path: Path, file_type: str) -> list[Element]:
         check_leading_bytes(document.read(HEAD_SIZE), file_type)
     label = _LABELS[file_type]
     try:
+        if file_type in _ZIP_TYPES:
+            _check_expansion(path, label)
         raw_elements = extractor(path)
     except DocumentFailed:
         raise
@@ -94,6 +97,22 @@ def extract(path: Path, file_type: str) -> list[Element]:
         reason = _NO_TEXT_REASONS.get(file_type, f"the {label} contains only whitespace")
         raise DocumentFailed("no_text", f"No text could be extracted: {reason}.")
     return elements
+
+
+_ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
+MAX_EXPANDED_BYTES = 1024**3
+
+
+def _check_expansion(path: Path, label: str) -> None:
+    """Refuse an Office/EPUB package that unpacks to more than 1 GiB (a zip bomb) before parsing it."""
+    with zipfile.ZipFile(path) as archive:
+        expanded = sum(member.file_size for member in archive.infolist())
+    if expanded > MAX_EXPANDED_BYTES:
+        raise DocumentFailed(
+            "too_large",
+            f"The {label} unpacks to {expanded / 1024**3:.1f} GiB, more than the 1 GiB Chute reads; "
+            "it may be a zip bomb.",
+        )
 
 
 def missing_extractor(file_type: str) -> str | None:

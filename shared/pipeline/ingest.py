@@ -31,9 +31,10 @@ from shared.db import transaction
 from shared.errors import DocumentFailed
 from shared.events import publish_change
 from shared.pipeline.chunking import ChunkingSettings, chunk
-from shared.pipeline.elements import Chunk
+from shared.pipeline.elements import Chunk, Element
 from shared.pipeline.embedding import get_embedder
 from shared.pipeline.extract import extract
+from shared.pipeline.isolation import run_isolated
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
 from shared.settings import Settings
@@ -132,11 +133,20 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
 
         run.step("extracting")
         with run.timed("extract"):
-            elements = extract(path, row["file_type"])
+            elements = run_isolated(
+                extract,
+                path,
+                row["file_type"],
+                memory_limit=ctx.settings.extraction_memory_limit,
+                timeout=ctx.settings.extraction_timeout_seconds,
+                what="Extracting the text",
+            )
 
     run.step("chunking")
+    chunking = ChunkingSettings(**row["chunking"])
+    _check_chunk_budget(elements, chunking, ctx.settings.max_chunks)
     with run.timed("chunk"):
-        chunks = chunk(elements, ChunkingSettings(**row["chunking"]))
+        chunks = chunk(elements, chunking)
     if not chunks:
         raise DocumentFailed("no_text", "The document has no text to index.")
 
@@ -152,6 +162,17 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
     publish_change(ctx.redis, run.document_id)
     log.info("ingest.indexed", document_id=str(run.document_id), chunks=len(chunks))
     return len(chunks)
+
+
+def _check_chunk_budget(elements: Sequence[Element], chunking: ChunkingSettings, max_chunks: int) -> None:
+    characters = sum(len(e.text) for e in elements)
+    expected = characters // (chunking.chunk_size - chunking.overlap)
+    if expected > max_chunks:
+        raise DocumentFailed(
+            "too_large",
+            f"The document holds {characters:,} characters, about {expected:,} chunks; the limit is "
+            f"{max_chunks:,} chunks (CHUTE_MAX_CHUNKS). Split it, or raise the limit.",
+        )
 
 
 def _embed(run: _Run, chunks: Sequence[Chunk]) -> np.ndarray:

@@ -257,3 +257,78 @@ def release_for_retry(conn: Connection, document_id: uuid.UUID, attempt: int) ->
         (document_id, attempt),
     ).fetchone()
     return row is not None
+
+
+# -- the reconciler's side -----------------------------------------------------------------------
+
+
+def stale_processing(conn: Connection, limit: int) -> list[Row]:
+    """Processing documents whose worker stopped renewing its lease (it died or lost its host)."""
+    return conn.execute(
+        """
+        SELECT * FROM documents
+        WHERE status = 'processing' AND lease_expires_at < now()
+        ORDER BY lease_expires_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+        """,
+        (limit,),
+    ).fetchall()
+
+
+def requeue(conn: Connection, document_id: uuid.UUID) -> Row | None:
+    return conn.execute(
+        """
+        UPDATE documents
+        SET status = 'queued', step = NULL, progress = 0, lease_expires_at = NULL,
+            queued_at = now(), updated_at = now()
+        WHERE id = %s AND status IN ('queued', 'processing')
+        RETURNING *
+        """,
+        (document_id,),
+    ).fetchone()
+
+
+def long_queued(conn: Connection, older_than_seconds: int, limit: int) -> list[Row]:
+    return conn.execute(
+        """
+        SELECT * FROM documents
+        WHERE status = 'queued' AND queued_at < now() - make_interval(secs => %s)
+        ORDER BY queued_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+        """,
+        (older_than_seconds, limit),
+    ).fetchall()
+
+
+def waiting_uploads(conn: Connection, older_than_seconds: int, limit: int) -> list[Row]:
+    """Uploads not completed a while after they were presigned (the object may have arrived anyway)."""
+    return conn.execute(
+        """
+        SELECT * FROM documents
+        WHERE status = 'awaiting_upload' AND created_at < now() - make_interval(secs => %s)
+        ORDER BY created_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+        """,
+        (older_than_seconds, limit),
+    ).fetchall()
+
+
+def mark_expired(conn: Connection, document_id: uuid.UUID) -> Row | None:
+    return conn.execute(
+        """
+        UPDATE documents
+        SET status = 'expired', upload_id = NULL, error_code = 'upload_expired',
+            error_message = 'The upload was not completed before its presigned URL expired; upload again.',
+            updated_at = now()
+        WHERE id = %s AND status = 'awaiting_upload'
+        RETURNING *
+        """,
+        (document_id,),
+    ).fetchone()
+
+
+def find_by_object_key(conn: Connection, object_key: str) -> Row | None:
+    return conn.execute("SELECT * FROM documents WHERE object_key = %s FOR UPDATE", (object_key,)).fetchone()
