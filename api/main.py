@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_dependency_handlers, install_error_handlers
-from api.routes import documents, events, health, search, tasks, uploads
+from api.routes import documents, events, health, metrics, search, tasks, uploads
 from api.state import AppState
 from shared.db import open_pool
 from shared.logging import configure_logging
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_dependency_handlers(app)
-    for module in (health, uploads, documents, tasks, search, events):
+    for module in (health, metrics, uploads, documents, tasks, search, events):
         app.include_router(module.router)
     # The upload page: static files, no build step. Mounted last so API routes take precedence.
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")

@@ -65,14 +65,21 @@ def send_ingest(app: Celery, document_id: uuid.UUID, task_id: uuid.UUID) -> None
     app.send_task(INGEST_TASK, args=[str(document_id)], task_id=str(task_id), queue=INGEST_QUEUE)
 
 
+_PRIORITY_QUEUES = [INGEST_QUEUE, *(f"{INGEST_QUEUE}\x06\x16{step}" for step in (3, 6, 9))]
+
+
+def queue_depth(client: redis.Redis) -> int:
+    """Messages waiting in the ingestion queue (not counting those delivered to workers)."""
+    return sum(int(client.llen(queue)) for queue in _PRIORITY_QUEUES)
+
+
 def tasks_in_broker(client: redis.Redis) -> set[str]:
     """Ids of the ingestion tasks Redis holds: waiting in the queue or delivered and not yet acked.
 
     Reads kombu's Redis layout: the queue's lists (one per priority step) and the `unacked` hash.
     """
     ids: set[str] = set()
-    queues = [INGEST_QUEUE, *(f"{INGEST_QUEUE}\x06\x16{step}" for step in (3, 6, 9))]
-    for queue in queues:
+    for queue in _PRIORITY_QUEUES:
         for raw in client.lrange(queue, 0, -1):
             ids.add(_task_id(json.loads(raw)))
     for raw in client.hvals("unacked"):

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     work_dir: Path | None = None
     worker_concurrency: int = 1
+    # Each worker serves Prometheus metrics here (0 turns it off).
+    worker_metrics_port: int = 9101
+    worker_metrics_host: str = "127.0.0.1"
     # Extraction runs in a child process with these bounds, so a hostile file only kills the child.
     extraction_memory_limit: int = 2 * 1024 * MiB
     extraction_timeout_seconds: int = 600

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.stack import Ports, Stack
+from infra.stack import Ports, Stack, free_port
 from tests.helpers import ChuteClient
 
 MiB = 1024 * 1024
@@ -31,6 +31,8 @@ STACK_SETTINGS = {
     "CHUTE_MULTIPART_PART_SIZE": str(MULTIPART_PART_SIZE),
 }
 
+WORKER_METRICS_PORT = free_port()
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -41,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(root, Ports.free(), extra_env=STACK_SETTINGS)
     try:
         stack.start_services()
-        stack.start_worker()
+        stack.start_worker(env={"CHUTE_WORKER_METRICS_PORT": str(WORKER_METRICS_PORT)})
         stack.start_beat()
         stack.start_api()
         yield stack

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown
+# Prefork children record metrics in files the main process serves (prometheus_client's multiprocess
+# mode); this must be set before prometheus_client is first imported.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="chute-metrics-"))
+
+import structlog
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from shared.logging import configure_logging
 from shared.queue import make_celery
@@ -14,6 +21,25 @@ configure_logging()
 app = make_celery(get_settings())
 app.conf.worker_concurrency = get_settings().worker_concurrency
 app.conf.include = ["worker.tasks"]
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """The main worker process serves /metrics for itself and all its children."""
+    settings = get_settings()
+    if settings.worker_metrics_port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        try:
+            start_http_server(
+                settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=registry
+            )
+        except OSError as error:  # e.g. a second worker on the same host: it works on, unscraped
+            structlog.get_logger("chute.worker").warning(
+                "worker.metrics.unavailable", port=settings.worker_metrics_port, error=str(error)
+            )
 
 
 @worker_process_init.connect

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from celery import Task
 
+from shared.metrics import DOCUMENTS_PROCESSED, INGEST_RETRIES
 from shared.pipeline.ingest import TransientError, ingest_document
 from shared.queue import INGEST_TASK, RECONCILE_TASK, send_ingest
 from shared.services.reconcile import reconcile
@@ -24,9 +25,15 @@ from worker.context import open_context
     max_retries=10,
 )
 def ingest(self: Task, document_id: str) -> dict[str, object]:
-    outcome = ingest_document(open_context(), uuid.UUID(document_id))
+    try:
+        outcome = ingest_document(open_context(), uuid.UUID(document_id))
+    except TransientError:
+        INGEST_RETRIES.labels("transient").inc()
+        raise
     if outcome.status == "retry":
+        INGEST_RETRIES.labels("lease_held").inc()
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    DOCUMENTS_PROCESSED.labels(outcome.status).inc()
     return {"status": outcome.status, "chunk_count": outcome.chunk_count}
 
 

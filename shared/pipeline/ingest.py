@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool
 from shared.db import transaction
 from shared.errors import DocumentFailed
 from shared.events import publish_change
+from shared.metrics import DOCUMENT_FAILURES, STEP_SECONDS
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Chunk, Element
 from shared.pipeline.embedding import get_embedder
@@ -219,6 +220,7 @@ class _Run:
         with transaction(self.ctx.pool) as conn:
             documents.finish_failed(conn, self.document_id, self.attempt, code, message)
         publish_change(self.ctx.redis, self.document_id)
+        DOCUMENT_FAILURES.labels(code).inc()
         log.warning("ingest.failed", document_id=str(self.document_id), code=code, message=message)
 
     def release(self) -> None:
@@ -231,10 +233,11 @@ class _Run:
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         started = time.perf_counter()
-        yield
-        log.info(
-            "ingest.stage.done",
-            stage=stage,
-            document_id=str(self.document_id),
-            seconds=round(time.perf_counter() - started, 3),
-        )
+        try:
+            yield
+        finally:  # failed steps count too: a slow failure is worth seeing
+            seconds = time.perf_counter() - started
+            STEP_SECONDS.labels(stage).observe(seconds)
+            log.info(
+                "ingest.stage.done", stage=stage, document_id=str(self.document_id), seconds=round(seconds, 3)
+            )

@@ -332,3 +332,26 @@ def mark_expired(conn: Connection, document_id: uuid.UUID) -> Row | None:
 
 def find_by_object_key(conn: Connection, object_key: str) -> Row | None:
     return conn.execute("SELECT * FROM documents WHERE object_key = %s FOR UPDATE", (object_key,)).fetchone()
+
+
+# -- figures for /metrics ------------------------------------------------------------------------
+
+
+def status_counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) AS n FROM documents GROUP BY status").fetchall()
+    return {row["status"]: row["n"] for row in rows}
+
+
+def failure_counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT error_code, count(*) AS n FROM documents WHERE status = 'failed' GROUP BY error_code"
+    ).fetchall()
+    return {row["error_code"] or "unknown": row["n"] for row in rows}
+
+
+def oldest_queued_seconds(conn: Connection) -> float:
+    row = conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0) AS age"
+        " FROM documents WHERE status = 'queued'"
+    ).fetchone()
+    return float(row["age"]) if row else 0.0
