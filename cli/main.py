@@ -1,4 +1,9 @@
-"""`chute`: administer a Chute deployment (migrations, bucket, API keys)."""
+"""`chute`: upload and search documents over the HTTP API, and administer a deployment.
+
+Client commands (upload, status, ls, search, rm) live in `cli.commands` and use only HTTP. The admin
+commands here (migrate, bucket, keys) use the server's own `CHUTE_*` settings. Everything heavy is
+imported inside the commands so that `chute --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,30 @@ import re
 
 import typer
 
-from shared.settings import get_settings
+from cli import commands
 
-app = typer.Typer(help="Chute: document ingestion for retrieval.", no_args_is_help=True)
+app = typer.Typer(
+    help="Chute: document ingestion for retrieval. Upload, follow, search and delete documents; "
+    "administer a deployment.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # never print an API key held in a local variable
+)
+commands.register(app)
+
+ADMIN = "Administration (uses the server's CHUTE_* settings)"
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 bucket_app = typer.Typer(help="The S3 bucket.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-app.add_typer(bucket_app, name="bucket")
+app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+app.add_typer(bucket_app, name="bucket", rich_help_panel=ADMIN)
 
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-@app.command()
+@app.command(rich_help_panel=ADMIN)
 def migrate() -> None:
     """Apply the database migrations that are not applied yet."""
     from shared.db import migrate as apply_migrations
+    from shared.settings import get_settings
 
     applied = apply_migrations(get_settings())
     typer.echo(f"Applied migrations: {', '.join(applied)}" if applied else "Database is up to date.")
@@ -29,6 +43,7 @@ def migrate() -> None:
 @bucket_app.command("create")
 def create_bucket() -> None:
     """Create the bucket if it is missing, and allow browsers to upload to it (CORS)."""
+    from shared.settings import get_settings
     from shared.storage import Storage
 
     settings = get_settings()
@@ -43,6 +58,7 @@ def create_key(
     """Create an API key for a tenant (the tenant is created if new). The key is printed once, last."""
     from shared.db import open_pool, transaction
     from shared.repositories import keys
+    from shared.settings import get_settings
 
     if not TENANT_PATTERN.match(tenant):
         raise typer.BadParameter(

@@ -97,7 +97,7 @@ class RichReporter:
     def changed(self, job: FileJob) -> None:
         with self.lock:
             task = self.tasks.get(id(job))
-            if task is None or job.status in ("rejected", "failed") and id(job) not in self.queued:
+            if task is None or (job.status in ("rejected", "failed") and id(job) not in self.queued):
                 # refused before or while sending its bytes
                 self._print(f"✗ {job.name}: {job.status} — {_failure(job)}", "red")
                 if task is not None:
@@ -198,7 +198,8 @@ class LineReporter:
         elif job.status == "queued":
             self._say(job, "uploaded", f"{job.name} ({job.size} bytes)")
         elif job.status == "indexed":
-            self._say(job, "indexed", f"{job.name}: {job.chunk_count} chunks")
+            chunks = f"{job.chunk_count} chunk{'s' if job.chunk_count != 1 else ''}"
+            self._say(job, "indexed", f"{job.name}: {chunks}")
         elif job.status in ("rejected", "failed", "cancelled", "expired"):
             self._say(job, job.status, f"{job.name}: {_failure(job)}")
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 READ_SIZE = 256 * 1024
 BATCH_LIMIT = 100  # files per POST /v1/uploads/batch (API.md)
+RETRY_DELAY = 0.5  # seconds before the first retry; doubles for each next one
 
 
 class Cancelled(Exception):
@@ -205,7 +206,7 @@ def _send(
             undo()
             if last or not _retryable(response):
                 raise TransferError(_bucket_error(response))
-        if cancel.wait(min(0.5 * 2**number, 8.0)):
+        if cancel.wait(min(RETRY_DELAY * 2**number, 8.0)):
             raise Cancelled
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -544,10 +545,10 @@ class Uploader:
         job.step = document.get("step")
         job.progress = int(document.get("progress") or 0)
         job.chunk_count = document.get("chunk_count")
-        error = document.get("error")
-        if error:
-            job.error_code = str(error.get("code"))
-            job.error_message = str(error.get("message"))
+        failure = document.get("error")
+        if failure:
+            job.error_code = str(failure.get("code"))
+            job.error_message = str(failure.get("message"))
         if (job.status, job.step, job.progress, job.chunk_count) != before:
             self.reporter.changed(job)
 
