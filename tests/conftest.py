@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from infra.stack import Ports, Stack, free_port
-from tests.helpers import ChuteClient
+from tests.helpers import Bucket, ChuteClient
 
 MiB = 1024 * 1024
 EVENTS_TOKEN = "test-events-token"
@@ -82,6 +82,11 @@ def other_client(stack: Stack) -> Iterator[ChuteClient]:
         f"http://127.0.0.1:{stack.ports.api}", create_key(stack, f"o-{uuid.uuid4().hex[:12]}")
     ) as chute:
         yield chute
+
+
+@pytest.fixture
+def bucket(stack: Stack) -> Bucket:
+    return Bucket(stack.env["CHUTE_S3_ENDPOINT_URL"])
 
 
 @pytest.fixture

@@ -68,3 +68,24 @@ class ChuteClient:
         answer = self.http.post("/v1/search", json={"query": query, **extra})
         assert answer.status_code == 200, answer.text
         return list(answer.json()["results"])
+
+
+class Bucket:
+    """Looks into the stack's bucket directly, to check what Chute left there."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        import boto3
+
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+
+    def object_keys(self) -> set[str]:
+        return {item["Key"] for item in self.s3.list_objects_v2(Bucket="chute").get("Contents", [])}
+
+    def open_upload_ids(self) -> set[str]:
+        return {u["UploadId"] for u in self.s3.list_multipart_uploads(Bucket="chute").get("Uploads", [])}

@@ -6,7 +6,6 @@ import re
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 from playwright.sync_api import Route, expect
 
@@ -14,7 +13,7 @@ from infra.stack import Stack
 from tests.browser.conftest import ChutePage, record_timing
 from tests.conftest import CORPUS, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD
 from tests.documents import big_docx
-from tests.helpers import ChuteClient
+from tests.helpers import Bucket, ChuteClient
 
 INDEXED_TIMEOUT = 180_000
 CAVES = "The survey crew mapped seventeen kilometres of limestone caves under the plateau."
@@ -42,17 +41,6 @@ def watch_upload_percentages(chute: ChutePage) -> None:
                        { subtree: true, attributes: true, attributeFilter: ['data-upload-percent'] });
         }"""
     )
-
-
-def open_upload_ids(stack: Stack) -> set[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.env["CHUTE_S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    return {u["UploadId"] for u in s3.list_multipart_uploads(Bucket="chute").get("Uploads", [])}
 
 
 def test_uploads_a_pdf_and_a_multipart_file_then_finds_the_passage(
@@ -176,7 +164,7 @@ def test_cancel_stops_a_multipart_upload_and_aborts_it(
     while len(held) < 2 and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert len(held) == 2, "the later parts were not sent in parallel"
-    assert upload_id in open_upload_ids(stack)
+    assert upload_id in Bucket(stack.env["CHUTE_S3_ENDPOINT_URL"]).open_upload_ids()
     expect(page.locator('#documents tbody tr[data-status="awaiting_upload"]')).to_have_count(1)
     chute_page.screenshot("04-uploading-in-parts")
 
@@ -188,7 +176,7 @@ def test_cancel_stops_a_multipart_upload_and_aborts_it(
     page.wait_for_timeout(500)
     assert len(failed) == 2, f"in-flight part uploads were not stopped: {failed}"
     assert client.document(row.get_attribute("data-document-id") or "")["status"] == "cancelled"
-    assert upload_id not in open_upload_ids(stack)
+    assert upload_id not in Bucket(stack.env["CHUTE_S3_ENDPOINT_URL"]).open_upload_ids()
     chute_page.screenshot("05-cancelled")
     page.unroute(f"{chute_page.bucket_url}/**")
 

@@ -6,9 +6,7 @@ import uuid
 
 import httpx
 
-from infra.stack import Stack
-from tests.helpers import ChuteClient
-from tests.integration.test_uploads import bucket_keys
+from tests.helpers import Bucket, ChuteClient
 
 ESSAY = "\n\n".join(
     f"Section {i}. The migratory patterns of arctic terns span both poles, and observation {i} "
@@ -109,7 +107,7 @@ def test_reindex_replaces_chunks_without_duplicates(client: ChuteClient) -> None
     assert [c["ordinal"] for c in chunks["items"]] == list(range(document["chunk_count"]))
 
 
-def test_delete_removes_row_chunks_and_object(client: ChuteClient, stack: Stack) -> None:
+def test_delete_removes_row_chunks_and_object(client: ChuteClient, bucket: Bucket) -> None:
     document = client.ingest("delete-me.txt", b"A unique phrase: purple zeppelin orchestra.\n")
 
     assert client.http.delete(f"/v1/documents/{document['document_id']}").status_code == 204
@@ -118,7 +116,7 @@ def test_delete_removes_row_chunks_and_object(client: ChuteClient, stack: Stack)
     assert all(
         h["document_id"] != document["document_id"] for h in client.search("purple zeppelin orchestra")
     )
-    assert document["object_key"] not in bucket_keys(stack)
+    assert document["object_key"] not in bucket.object_keys()
 
 
 def test_tenants_cannot_see_each_other(client: ChuteClient, other_client: ChuteClient) -> None:

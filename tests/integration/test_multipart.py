@@ -5,12 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-
-from infra.stack import Stack
 from tests.conftest import MULTIPART_PART_SIZE, MULTIPART_THRESHOLD
 from tests.documents import big_docx
-from tests.helpers import ChuteClient
+from tests.helpers import Bucket, ChuteClient
 
 SENTENCE = "The survey crew mapped seventeen kilometres of limestone caves under the plateau."
 
@@ -26,17 +23,6 @@ def put_parts(client: ChuteClient, upload: dict[str, Any], data: bytes) -> list[
 
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(put, upload["parts"]))
-
-
-def open_uploads(stack: Stack) -> list[dict[str, Any]]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.env["CHUTE_S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    return list(s3.list_multipart_uploads(Bucket="chute").get("Uploads", []))
 
 
 def test_big_file_uploads_in_parts_and_is_indexed(client: ChuteClient) -> None:
@@ -82,13 +68,13 @@ def test_missing_part_is_refused_and_can_be_retried(client: ChuteClient) -> None
     assert fixed.status_code == 202
 
 
-def test_cancel_aborts_the_multipart_upload(client: ChuteClient, stack: Stack) -> None:
+def test_cancel_aborts_the_multipart_upload(client: ChuteClient, bucket: Bucket) -> None:
     presigned = client.presign("abandoned.docx", MULTIPART_THRESHOLD + 1).json()
     upload_id = presigned["upload"]["upload_id"]
-    assert upload_id in {u["UploadId"] for u in open_uploads(stack)}
+    assert upload_id in bucket.open_upload_ids()
 
     answer = client.http.post(f"/v1/documents/{presigned['document_id']}/cancel")
 
     assert answer.status_code == 202
     assert answer.json()["status"] == "cancelled"
-    assert upload_id not in {u["UploadId"] for u in open_uploads(stack)}
+    assert upload_id not in bucket.open_upload_ids()

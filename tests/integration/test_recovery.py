@@ -31,7 +31,11 @@ def uploaded(client: ChuteClient, name: str) -> dict[str, Any]:
 def notification(key: str, event: str = "ObjectCreated:Post") -> dict[str, Any]:
     from urllib.parse import quote_plus
 
-    return {"Records": [{"eventName": event, "s3": {"bucket": {"name": "chute"}, "object": {"key": quote_plus(key)}}}]}
+    return {
+        "Records": [
+            {"eventName": event, "s3": {"bucket": {"name": "chute"}, "object": {"key": quote_plus(key)}}}
+        ]
+    }
 
 
 def test_object_that_arrived_without_complete_is_picked_up(client: ChuteClient) -> None:
@@ -51,8 +55,9 @@ def test_s3_event_completes_the_upload_once(client: ChuteClient, anonymous: http
     first = anonymous.post("/v1/events/s3", json=body, headers=headers)
     duplicate = anonymous.post("/v1/events/s3", json=body, headers=headers)
     unknown = anonymous.post("/v1/events/s3", json=notification("nobody/nothing/x.txt"), headers=headers)
-    removed = anonymous.post("/v1/events/s3", json=notification(presigned["object_key"], "ObjectRemoved:Delete"),
-                             headers=headers)
+    removed = anonymous.post(
+        "/v1/events/s3", json=notification(presigned["object_key"], "ObjectRemoved:Delete"), headers=headers
+    )
 
     assert first.json() == {"queued": 1}
     assert duplicate.json() == {"queued": 0}
@@ -74,8 +79,11 @@ def test_s3_events_need_the_token(anonymous: httpx.Client, authorization: str | 
 def test_upload_never_completed_expires(client: ChuteClient, stack: Stack) -> None:
     presigned = client.presign("abandoned.txt", 10).json()
     # Time passes: the presigned URL runs out.
-    sql(stack, "UPDATE documents SET upload_expires_at = now() - interval '1 second' WHERE id = %s",
-        presigned["document_id"])
+    sql(
+        stack,
+        "UPDATE documents SET upload_expires_at = now() - interval '1 second' WHERE id = %s",
+        presigned["document_id"],
+    )
 
     document = client.wait(presigned["document_id"], timeout=60)
 
@@ -86,9 +94,12 @@ def test_upload_never_completed_expires(client: ChuteClient, stack: Stack) -> No
 def test_processing_document_whose_worker_died_is_queued_again(client: ChuteClient, stack: Stack) -> None:
     presigned = uploaded(client, "orphan.txt")
     # As if a worker claimed it and its host vanished: processing, lease long gone, no message.
-    sql(stack, "UPDATE documents SET status = 'processing', step = 'embedding', attempts = 1,"
+    sql(
+        stack,
+        "UPDATE documents SET status = 'processing', step = 'embedding', attempts = 1,"
         " lease_expires_at = now() - interval '1 minute', task_id = gen_random_uuid() WHERE id = %s",
-        presigned["document_id"])
+        presigned["document_id"],
+    )
 
     document = client.wait(presigned["document_id"], timeout=60)
 
@@ -98,8 +109,12 @@ def test_processing_document_whose_worker_died_is_queued_again(client: ChuteClie
 
 def test_queued_document_whose_message_was_lost_is_sent_again(client: ChuteClient, stack: Stack) -> None:
     presigned = uploaded(client, "lost message.txt")
-    sql(stack, "UPDATE documents SET status = 'queued', queued_at = now() - interval '1 hour',"
-        " task_id = gen_random_uuid() WHERE id = %s", presigned["document_id"])
+    sql(
+        stack,
+        "UPDATE documents SET status = 'queued', queued_at = now() - interval '1 hour',"
+        " task_id = gen_random_uuid() WHERE id = %s",
+        presigned["document_id"],
+    )
 
     document = client.wait(presigned["document_id"], timeout=60)
 
@@ -109,9 +124,12 @@ def test_queued_document_whose_message_was_lost_is_sent_again(client: ChuteClien
 
 def test_recovery_past_the_attempt_limit_fails_the_document(client: ChuteClient, stack: Stack) -> None:
     presigned = uploaded(client, "cursed.txt")
-    sql(stack, "UPDATE documents SET status = 'processing', attempts = 3,"
+    sql(
+        stack,
+        "UPDATE documents SET status = 'processing', attempts = 3,"
         " lease_expires_at = now() - interval '1 minute', task_id = gen_random_uuid() WHERE id = %s",
-        presigned["document_id"])
+        presigned["document_id"],
+    )
 
     document = client.wait(presigned["document_id"], timeout=60)
 

@@ -5,25 +5,12 @@ from __future__ import annotations
 import io
 import zipfile
 
-import boto3
 import httpx
 import pytest
 
-from infra.stack import Stack
-from tests.helpers import ChuteClient
+from tests.helpers import Bucket, ChuteClient
 
 PDF_BYTES = b"%PDF-1.4\n% fake but only the leading bytes matter for the check\n"
-
-
-def bucket_keys(stack: Stack) -> set[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.env["CHUTE_S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    return {item["Key"] for item in s3.list_objects_v2(Bucket="chute").get("Contents", [])}
 
 
 def test_presign_answers_a_post_form_pinned_to_a_server_made_key(client: ChuteClient) -> None:
@@ -117,7 +104,7 @@ def test_complete_twice_answers_the_same_task_and_processes_once(client: ChuteCl
     assert third.status_code == 202 and third.json()["task_id"] == first.json()["task_id"]
 
 
-def test_declared_size_must_match_the_object(client: ChuteClient, stack: Stack) -> None:
+def test_declared_size_must_match_the_object(client: ChuteClient, bucket: Bucket) -> None:
     presigned = client.presign("short.txt", 100).json()
     client.post_to_bucket(presigned["upload"], b"only forty bytes of text in this object")
 
@@ -128,7 +115,7 @@ def test_declared_size_must_match_the_object(client: ChuteClient, stack: Stack) 
     document = client.document(presigned["document_id"])
     assert document["status"] == "failed"
     assert document["error"]["code"] == "size_mismatch"
-    assert presigned["object_key"] not in bucket_keys(stack)
+    assert presigned["object_key"] not in bucket.object_keys()
 
 
 @pytest.mark.parametrize(
@@ -140,7 +127,7 @@ def test_declared_size_must_match_the_object(client: ChuteClient, stack: Stack) 
     ],
 )
 def test_leading_bytes_must_match_the_type(
-    client: ChuteClient, stack: Stack, filename: str, data: bytes | None
+    client: ChuteClient, bucket: Bucket, filename: str, data: bytes | None
 ) -> None:
     if data is None:
         buffer = io.BytesIO()
@@ -155,7 +142,7 @@ def test_leading_bytes_must_match_the_type(
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "type_mismatch"
     assert client.document(presigned["document_id"])["error"]["code"] == "type_mismatch"
-    assert presigned["object_key"] not in bucket_keys(stack)
+    assert presigned["object_key"] not in bucket.object_keys()
 
 
 def test_batch_presigns_good_files_and_rejects_bad_ones(client: ChuteClient) -> None:
@@ -190,7 +177,7 @@ def test_batch_of_more_than_100_files_is_refused(client: ChuteClient) -> None:
     assert client.http.post("/v1/uploads/batch", json={"files": files}).status_code == 422
 
 
-def test_proxied_upload_streams_into_the_bucket_and_indexes(client: ChuteClient, stack: Stack) -> None:
+def test_proxied_upload_streams_into_the_bucket_and_indexes(client: ChuteClient, bucket: Bucket) -> None:
     text = "Proxied uploads reach the bucket through the API for clients behind strict firewalls.\n"
     data = (text * 200).encode()
 
@@ -206,7 +193,7 @@ def test_proxied_upload_streams_into_the_bucket_and_indexes(client: ChuteClient,
     assert document["size"] == len(data)
     assert document["metadata"] == {"source": "proxy"}
     assert document["object_key"].endswith("/firewall_notes.txt")
-    assert document["object_key"] in bucket_keys(stack)
+    assert document["object_key"] in bucket.object_keys()
 
 
 @pytest.mark.parametrize(
