@@ -97,3 +97,19 @@ def test_only_object_created_records_for_our_bucket_count() -> None:
     }
     assert object_created_keys(notification, "chute") == ["t/1/a bü.txt"]
     assert object_created_keys({}, "chute") == []
+
+
+def test_a_type_whose_extractor_is_not_installed_is_refused_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pptx" else real_find_spec(name, *a)
+    )
+
+    with pytest.raises(UnsupportedType, match="python-pptx") as refused:
+        resolve_type(Settings(), "deck.pptx", None)
+    assert refused.value.status == 415
+    assert resolve_type(Settings(), "memo.docx", None) == "docx"
