@@ -75,9 +75,12 @@ class _Cancelled(Exception):
 
 def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
     settings = ctx.settings
-    with transaction(ctx.pool) as conn:
-        row = documents.claim_document(conn, document_id, settings.lease_seconds)
-        held_until = None if row else documents.lease_holder_until(conn, document_id)
+    try:
+        with transaction(ctx.pool) as conn:
+            row = documents.claim_document(conn, document_id, settings.lease_seconds)
+            held_until = None if row else documents.lease_holder_until(conn, document_id)
+    except psycopg.OperationalError as error:  # the database is down: try again later
+        raise TransientError(str(error)) from error
     if row is None:
         if held_until is not None:
             # Another worker holds it (or held it and died): look again once its lease is over.
