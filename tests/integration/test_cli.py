@@ -456,15 +456,15 @@ def multipart_job(tmp_path: Path, size: int, part_size: int) -> tuple[Any, dict[
 def test_parts_are_retried_and_completed_with_their_etags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cli.upload
+    import cli.transfer
 
-    monkeypatch.setattr(cli.upload, "RETRY_DELAY", 0.01)
+    monkeypatch.setattr(cli.transfer, "RETRY_DELAY", 0.01)
     job, upload, data = multipart_job(tmp_path, 10 * 1024 + 7, 1024)
     bucket = MockBucket(failures={3: 3, 7: 1})
     sent: list[int] = []
 
     with httpx.Client(transport=httpx.MockTransport(bucket)) as http:
-        parts = cli.upload.put_parts(http, upload, job, sent.append, threading.Event())
+        parts = cli.transfer.put_parts(http, upload, job, sent.append, threading.Event())
 
     assert parts == [{"part_number": n, "etag": f'"etag-{n}"'} for n in range(1, 12)]
     assert b"".join(bucket.bodies[n] for n in range(1, 12)) == data
@@ -473,17 +473,17 @@ def test_parts_are_retried_and_completed_with_their_etags(
 
 
 def test_a_part_that_keeps_failing_fails_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cli.upload
+    import cli.transfer
 
-    monkeypatch.setattr(cli.upload, "RETRY_DELAY", 0.01)
+    monkeypatch.setattr(cli.transfer, "RETRY_DELAY", 0.01)
     job, upload, _ = multipart_job(tmp_path, 4096, 1024)
     bucket = MockBucket(failures={2: 4})
 
     with (
         httpx.Client(transport=httpx.MockTransport(bucket)) as http,
-        pytest.raises(cli.upload.TransferError, match="InternalError"),
+        pytest.raises(cli.transfer.TransferError, match="InternalError"),
     ):
-        cli.upload.put_parts(http, upload, job, lambda n: None, threading.Event())
+        cli.transfer.put_parts(http, upload, job, lambda n: None, threading.Event())
     assert bucket.attempts[2] == 4  # the first try and three retries
 
 
