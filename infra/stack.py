@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 PG_SYSTEM_USER = "chute-postgres"  # Postgres refuses to run as root
+WORKER_STOP_SECONDS = 75  # longer than Celery's soft shutdown (worker_soft_shutdown_timeout, 60 s)
 
 
 def postgres_bin() -> Path:
@@ -86,6 +87,12 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Addresses besides 127.0.0.1 that Postgres and Redis also listen on (say the host ends of veth
+    # pairs, for workers in other network namespaces or on other hosts), and the client networks
+    # (CIDR) Postgres trusts there. moto's server binds one address: with listen hosts it binds the
+    # first, and every process reaches the S3 endpoint at that address.
+    listen_hosts: tuple[str, ...] = ()
+    client_networks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -99,11 +106,21 @@ class Stack:
         return f"postgresql://postgres@127.0.0.1:{self.ports.postgres}/chute"
 
     @property
+    def s3_host(self) -> str:
+        return self.listen_hosts[0] if self.listen_hosts else "127.0.0.1"
+
+    def service_env(self, host: str = "127.0.0.1") -> dict[str, str]:
+        """Where Postgres, Redis and the S3 endpoint are, seen by a process that reaches them at `host`."""
+        return {
+            "CHUTE_DATABASE_URL": f"postgresql://postgres@{host}:{self.ports.postgres}/chute",
+            "CHUTE_REDIS_URL": f"redis://{host}:{self.ports.redis}/0",
+            "CHUTE_S3_ENDPOINT_URL": f"http://{self.s3_host}:{self.ports.s3}",
+        }
+
+    @property
     def env(self) -> dict[str, str]:
         return {
-            "CHUTE_DATABASE_URL": self.database_url,
-            "CHUTE_REDIS_URL": f"redis://127.0.0.1:{self.ports.redis}/0",
-            "CHUTE_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.ports.s3}",
+            **self.service_env(),
             "CHUTE_S3_BUCKET": "chute",
             "CHUTE_S3_REGION": "us-east-1",
             "CHUTE_S3_ACCESS_KEY_ID": "chute-dev",
@@ -171,6 +188,7 @@ class Stack:
             )
             if initdb.returncode != 0:
                 raise RuntimeError(f"initdb failed: {initdb.stderr.strip()}")
+        self._trust_client_networks(data)
         socket_dir = self.root / "run"
         socket_dir.mkdir(exist_ok=True)
         if user:
@@ -184,7 +202,7 @@ class Stack:
                 "-p",
                 str(self.ports.postgres),
                 "-h",
-                "127.0.0.1",
+                ",".join(["127.0.0.1", *self.listen_hosts]),
                 "-k",
                 str(socket_dir),
                 "-c",
@@ -204,6 +222,14 @@ class Stack:
         ) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'chute'").fetchone() is None:
                 conn.execute("CREATE DATABASE chute")
+
+    def _trust_client_networks(self, data: Path) -> None:
+        hba = data / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        missing = [f"host all all {net} trust" for net in self.client_networks]
+        missing = [line for line in missing if line not in lines]
+        if missing:
+            hba.write_text("\n".join([*lines, *missing]) + "\n")
 
     def _postgres_accepts(self) -> bool:
         import psycopg
@@ -227,6 +253,7 @@ class Stack:
             str(self.ports.redis),
             "--bind",
             "127.0.0.1",
+            *self.listen_hosts,
             "--dir",
             str(data),
             "--maxmemory-policy",
@@ -244,10 +271,10 @@ class Stack:
 
     def start_s3(self) -> None:
         process = self._spawn(
-            "s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.s3)]
+            "s3", [sys.executable, "-m", "moto.server", "-H", self.s3_host, "-p", str(self.ports.s3)]
         )
         wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{self.ports.s3}/", timeout=1).status_code < 500,
+            lambda: httpx.get(f"http://{self.s3_host}:{self.ports.s3}/", timeout=1).status_code < 500,
             "S3 endpoint",
             process=process,
         )
@@ -283,11 +310,22 @@ class Stack:
         )
 
     def start_worker(
-        self, name: str = "worker", *, env: dict[str, str] | None = None
+        self, name: str = "worker", *, env: dict[str, str] | None = None, netns: str | None = None
     ) -> subprocess.Popen[bytes]:
+        """A Celery worker; with `netns`, as if on a host of its own.
+
+        In the network namespace `netns` (`ip netns exec`), it reaches the services only at the
+        addresses `env` gives it, and the stack's folder is an empty tmpfs in its mount namespace: it
+        shares no files with the API or the services. Its process id is Celery's main process.
+        """
+        prefix: list[str] = []
+        if netns is not None:
+            hide = 'mount -t tmpfs -o size=512m chute-host "$0" && exec "$@"'
+            prefix = ["ip", "netns", "exec", netns, "sh", "-c", hide, str(self.root)]
         return self._spawn(
             name,
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "celery",
@@ -306,22 +344,9 @@ class Stack:
             env={"REMAP_SIGTERM": "SIGQUIT", **(env or {})},
         )
 
-    def start_beat(self) -> subprocess.Popen[bytes]:
-        """The scheduler that runs the reconciler every CHUTE_RECONCILE_INTERVAL_SECONDS."""
-        return self._spawn(
-            "beat",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "beat",
-                "--loglevel=INFO",
-                "--schedule",
-                str(self.root / "beat-schedule"),
-            ],
-        )
+    def start_reconciler(self) -> subprocess.Popen[bytes]:
+        """The reconciler loop, every CHUTE_RECONCILE_INTERVAL_SECONDS (worker/reconciler.py)."""
+        return self._spawn("reconciler", [sys.executable, "-m", "worker.reconciler"])
 
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
         process = self.processes.pop(name, None)
@@ -335,8 +360,16 @@ class Stack:
             process.wait()
 
     def stop_all(self) -> None:
-        for name in reversed(list(self.processes)):
+        """Clients before the services they use, whatever order restarts left: the API and the
+        reconciler, then workers (given their soft shutdown), then S3, Redis and Postgres."""
+        services = ("s3", "redis", "postgres")
+        for name in ("api", "reconciler"):
             self.stop(name)
+        for name in [name for name in self.processes if name not in services]:
+            self.stop(name, timeout=WORKER_STOP_SECONDS)
+        for name in services:
+            # Postgres's fast shutdown (SIGINT) does not wait for clients that are already gone.
+            self.stop(name, signal.SIGINT if name == "postgres" else signal.SIGTERM)
 
     def start_services(self) -> None:
         self.start_postgres()
@@ -367,7 +400,7 @@ def up(root: Path) -> None:
             key_file.write_text(out.strip().splitlines()[-1] + "\n")
             key_file.chmod(0o600)
         stack.start_worker()
-        stack.start_beat()
+        stack.start_reconciler()
         stack.start_api()
         (root / "env").write_text(
             "".join(f"export {k}={v}\n" for k, v in stack.env.items() if k.startswith("CHUTE_"))

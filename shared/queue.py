@@ -7,8 +7,9 @@ worker reads everything else from the document's row.
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import Celery
@@ -16,7 +17,6 @@ from celery import Celery
 from shared.settings import Settings
 
 INGEST_TASK = "chute.ingest_document"
-RECONCILE_TASK = "chute.reconcile"
 INGEST_QUEUE = "ingest"
 
 # Task ids are derived from the object's identity, so the same upload always maps to the same id.
@@ -36,19 +36,13 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        worker_enable_soft_shutdown_on_idle=True,
+        # Tasks are never held for a countdown (no ETA retries), so an idle worker stops at once.
+        worker_enable_soft_shutdown_on_idle=False,
         worker_soft_shutdown_timeout=60.0,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
         task_default_queue=INGEST_QUEUE,
-        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}, RECONCILE_TASK: {"queue": INGEST_QUEUE}},
-        beat_schedule={
-            "reconcile": {
-                "task": RECONCILE_TASK,
-                "schedule": settings.reconcile_interval_seconds,
-                "options": {"expires": settings.reconcile_interval_seconds},
-            }
-        },
+        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}},
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # Above the hard time limit, so a running task is never handed to a second worker.
@@ -73,17 +67,24 @@ def queue_depth(client: redis.Redis) -> int:
     return sum(int(client.llen(queue)) for queue in _PRIORITY_QUEUES)
 
 
-def tasks_in_broker(client: redis.Redis) -> set[str]:
-    """Ids of the ingestion tasks Redis holds: waiting in the queue or delivered and not yet acked.
+def tasks_in_broker(client: redis.Redis, delivered_within: float) -> set[str]:
+    """Ids of the ingestion tasks on their way: waiting in the queue, or delivered to a worker less
+    than `delivered_within` seconds ago and not acked yet.
 
-    Reads kombu's Redis layout: the queue's lists (one per priority step) and the `unacked` hash.
+    Reads kombu's Redis layout: the queue's lists (one per priority step), the `unacked` hash and its
+    `unacked_index` of delivery times. An older delivery of a still-queued document belonged to a
+    worker that died before claiming it; kombu would restore it only after the visibility timeout.
     """
     ids: set[str] = set()
     for queue in _PRIORITY_QUEUES:
         for raw in client.lrange(queue, 0, -1):
             ids.add(_task_id(json.loads(raw)))
-    for raw in client.hvals("unacked"):
-        ids.add(_task_id(json.loads(raw)[0]))
+    since = time.time() - delivered_within
+    recent = cast(list[bytes], client.zrangebyscore("unacked_index", since, "+inf"))
+    if recent:
+        for message in client.hmget("unacked", recent):
+            if message is not None:  # acked between the two reads
+                ids.add(_task_id(json.loads(message)[0]))
     ids.discard("")
     return ids
 

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 30.0
     queued_grace_seconds: int = 120
     upload_grace_seconds: int = 60
+    # The reconciler touches this file after each pass, for health checks.
+    reconciler_heartbeat_file: Path | None = None
 
     # S3 event notifications (MinIO webhook / AWS) authenticate with this bearer token.
     events_token: SecretStr | None = None

@@ -44,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         stack.start_services()
         stack.start_worker(env={"CHUTE_WORKER_METRICS_PORT": str(WORKER_METRICS_PORT)})
-        stack.start_beat()
+        stack.start_reconciler()
         stack.start_api()
         yield stack
     finally:

@@ -11,6 +11,7 @@ deleted, or taken over after its lease ran out) changes nothing.
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -60,13 +61,12 @@ class WorkerContext:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # indexed | failed | cancelled | skipped | retry
-    retry_in: float = 0.0
+    """How a delivery ended. `released`: storage or the database failed, the document is `queued`
+    again and the reconciler sends it after its grace period; `held`: another worker's lease is live;
+    `skipped`: nothing to do (final, cancelled or deleted)."""
+
+    status: str  # indexed | failed | cancelled | skipped | held | released
     chunk_count: int = 0
-
-
-class TransientError(Exception):
-    """Storage or database trouble that a later attempt may not meet; the task retries."""
 
 
 class _Cancelled(Exception):
@@ -78,17 +78,15 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
     try:
         with transaction(ctx.pool) as conn:
             row = documents.claim_document(conn, document_id, settings.lease_seconds)
-            held_until = None if row else documents.lease_holder_until(conn, document_id)
-    except psycopg.OperationalError as error:  # the database is down: try again later
-        raise TransientError(str(error)) from error
+            held = row is None and documents.lease_is_live(conn, document_id)
+    except psycopg.OperationalError as error:  # still `queued`: the reconciler sends it again
+        log.warning("ingest.claim.unavailable", document_id=str(document_id), error=str(error))
+        return Outcome("released")
     if row is None:
-        if held_until is not None:
-            # Another worker holds it (or held it and died): look again once its lease is over.
-            wait = max(1.0, held_until.timestamp() - time.time() + 1)
-            log.info("ingest.claim.held", document_id=str(document_id), retry_in=wait)
-            return Outcome("retry", retry_in=wait)
-        log.info("ingest.claim.skipped", document_id=str(document_id))
-        return Outcome("skipped")
+        # Held: another worker is on it; should that worker die, its lease runs out and the
+        # reconciler queues the document again.
+        log.info("ingest.claim.held" if held else "ingest.claim.skipped", document_id=str(document_id))
+        return Outcome("held" if held else "skipped")
 
     run = _Run(ctx, document_id, int(row["attempts"]))
     publish_change(ctx.redis, document_id)
@@ -100,7 +98,8 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
                 f"Processing was tried {settings.max_attempts} times without finishing; "
                 "check the worker logs, then reindex the document.",
             )
-        count = _process(run, row)
+        with run.heartbeat():
+            count = _process(run, row)
     except _Cancelled:
         log.info("ingest.cancelled", document_id=str(document_id))
         return Outcome("cancelled")
@@ -111,14 +110,12 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
         run.fail("timeout", f"Processing took longer than {settings.task_soft_time_limit} s and was stopped.")
         return Outcome("failed")
     except (BotoCoreError, psycopg.OperationalError) as error:
-        run.release()
-        raise TransientError(str(error)) from error
+        return run.release(error)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             run.fail("upload_not_found", "The uploaded object is no longer in the bucket; upload it again.")
             return Outcome("failed")
-        run.release()
-        raise TransientError(str(error)) from error
+        return run.release(error)
     except Exception as error:
         log.exception("ingest.error", document_id=str(document_id))
         run.fail("internal_error", f"Chute could not process the document ({type(error).__name__}: {error}).")
@@ -199,9 +196,40 @@ class _Run:
         self.document_id = document_id
         self.attempt = attempt
         self._last_report = 0.0
+        self._lost = threading.Event()  # cancelled, deleted, or taken over: stop at the next step
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Renew the lease on a timer while the run lasts, so a long step (a big extraction, the
+        first model load) never looks like a dead worker to the reconciler."""
+        done = threading.Event()
+        interval = max(1.0, self.ctx.settings.lease_seconds / 3)
+
+        def beat() -> None:
+            while not done.wait(interval):
+                try:
+                    with transaction(self.ctx.pool) as conn:
+                        ours = documents.renew_lease(
+                            conn, self.document_id, self.attempt, self.ctx.settings.lease_seconds
+                        )
+                except psycopg.OperationalError:
+                    continue  # the database is away; the next beat tries again
+                if not ours:
+                    self._lost.set()
+                    return
+
+        thread = threading.Thread(target=beat, name="lease-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def step(self, step: str, progress: int | None = None, *, throttle: bool = False) -> None:
         """Record progress and renew the lease; stop the run if the document was cancelled."""
+        if self._lost.is_set():
+            raise _Cancelled
         now = time.monotonic()
         if throttle and now - self._last_report < 0.5:
             return
@@ -226,12 +254,15 @@ class _Run:
         DOCUMENT_FAILURES.labels(code).inc()
         log.warning("ingest.failed", document_id=str(self.document_id), code=code, message=message)
 
-    def release(self) -> None:
+    def release(self, error: Exception) -> Outcome:
+        """Storage or the database failed: hand the document back to the queue for a later attempt."""
+        log.warning("ingest.released", document_id=str(self.document_id), error=str(error))
         try:
             with transaction(self.ctx.pool) as conn:
                 documents.release_for_retry(conn, self.document_id, self.attempt)
         except psycopg.OperationalError:
-            pass  # the database is down; the lease runs out and the document is claimed again
+            pass  # the database is down: the lease runs out and the reconciler queues it again
+        return Outcome("released")
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:

@@ -64,16 +64,21 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], memory_limit: int, wri
     try:
         # The child starts as big as the worker (the model is mapped in); it may grow by the limit.
         with open("/proc/self/statm") as statm:
-            current = int(statm.read().split()[0]) * _PAGE
-        resource.setrlimit(resource.RLIMIT_AS, (current + memory_limit, current + memory_limit))
+            cap = int(statm.read().split()[0]) * _PAGE + memory_limit
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         try:
             result: tuple[str, Any] = ("ok", fn(*args))
-        except DocumentFailed as failure:
-            result = ("failed", (failure.code, failure.message))
         except MemoryError:
             result = ("memory", None)
         except BaseException as error:
-            result = ("error", f"{type(error).__name__}: {error}")
+            # Libraries report a failed allocation in their own words (lxml: "unknown error"), which
+            # would pass for a corrupt file: near the cap, running out of memory is the real cause.
+            if _peak_address_space() >= cap * 0.9:
+                result = ("memory", None)
+            elif isinstance(error, DocumentFailed):
+                result = ("failed", (error.code, error.message))
+            else:
+                result = ("error", f"{type(error).__name__}: {error}")
         try:
             data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except MemoryError:
@@ -84,6 +89,14 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], memory_limit: int, wri
         code = 1
     finally:
         os._exit(code)
+
+
+def _peak_address_space() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmPeak:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _read_until(fd: int, deadline: float) -> bytes:

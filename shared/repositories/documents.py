@@ -190,14 +190,13 @@ def claim_document(conn: Connection, document_id: uuid.UUID, lease_seconds: int)
     ).fetchone()
 
 
-def lease_holder_until(conn: Connection, document_id: uuid.UUID) -> datetime | None:
-    """When the live lease on a processing document runs out, or None if none is held."""
+def lease_is_live(conn: Connection, document_id: uuid.UUID) -> bool:
+    """Whether another worker holds this processing document under a lease that has not run out."""
     row = conn.execute(
-        "SELECT lease_expires_at FROM documents WHERE id = %s AND status = 'processing'"
-        " AND lease_expires_at >= now()",
+        "SELECT 1 FROM documents WHERE id = %s AND status = 'processing' AND lease_expires_at >= now()",
         (document_id,),
     ).fetchone()
-    return row["lease_expires_at"] if row else None
+    return row is not None
 
 
 def report_progress(
@@ -213,6 +212,18 @@ def report_progress(
         RETURNING id
         """,
         (step, progress, lease_seconds, document_id, attempt),
+    ).fetchone()
+    return row is not None
+
+
+def renew_lease(conn: Connection, document_id: uuid.UUID, attempt: int, lease_seconds: int) -> bool:
+    row = conn.execute(
+        """
+        UPDATE documents SET lease_expires_at = now() + make_interval(secs => %s)
+        WHERE id = %s AND attempts = %s AND status = 'processing'
+        RETURNING id
+        """,
+        (lease_seconds, document_id, attempt),
     ).fetchone()
     return row is not None
 
@@ -250,7 +261,8 @@ def release_for_retry(conn: Connection, document_id: uuid.UUID, attempt: int) ->
     row = conn.execute(
         """
         UPDATE documents
-        SET status = 'queued', step = NULL, progress = 0, lease_expires_at = NULL, updated_at = now()
+        SET status = 'queued', step = NULL, progress = 0, lease_expires_at = NULL, queued_at = now(),
+            updated_at = now()
         WHERE id = %s AND attempts = %s AND status = 'processing'
         RETURNING id
         """,

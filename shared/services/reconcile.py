@@ -1,7 +1,8 @@
 """The reconciler: Postgres is the truth, so it can find and repair what the queue lost.
 
-Run periodically (Celery beat); a Redis lock keeps two runs from overlapping, and every repair is a
-conditional update under `FOR UPDATE SKIP LOCKED`, so nothing is queued twice. It repairs:
+Run periodically by its own process (worker/reconciler.py); a Redis lock keeps two runs from
+overlapping, and every repair is a conditional update under `FOR UPDATE SKIP LOCKED`, so nothing is
+queued twice. It repairs:
 - `processing` documents whose lease ran out (worker killed, host gone): queued again;
 - `queued` documents whose message Redis no longer holds (restarted without persistence): sent again;
 - uploads whose object arrived without a complete call: checked and queued like complete;
@@ -91,7 +92,7 @@ def _resend_lost(
         waiting = documents.long_queued(conn, settings.queued_grace_seconds, BATCH)
         if not waiting:
             return []
-        in_broker = tasks_in_broker(client)
+        in_broker = tasks_in_broker(client, delivered_within=settings.queued_grace_seconds)
         for row in waiting:
             if str(row["task_id"]) in in_broker:
                 continue  # still on its way: just a long queue

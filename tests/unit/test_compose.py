@@ -20,9 +20,9 @@ DOCKERFILE = ROOT / "infra" / "Dockerfile"
 MINIO_SETUP = ROOT / "infra" / "minio-setup.sh"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-SERVICES = {"postgres", "redis", "minio", "minio-setup", "migrate", "api", "worker", "beat"}
+SERVICES = {"postgres", "redis", "minio", "minio-setup", "migrate", "api", "worker", "reconciler"}
 ONE_SHOT = {"minio-setup", "migrate"}
-APP_SERVICES = ("api", "worker", "migrate", "beat")
+APP_SERVICES = ("api", "worker", "migrate", "reconciler")
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; innermost first.
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^${}]*))?\}")
@@ -195,9 +195,7 @@ def test_app_commands(services: dict[str, dict[str, Any]]) -> None:
     assert worker[:4] == ["celery", "-A", "worker.celery_app", "worker"]
     assert "--concurrency=1" in worker
     assert as_words(services["migrate"]["command"]) == ["chute", "migrate"]
-    beat = as_words(services["beat"]["command"])
-    assert beat[:4] == ["celery", "-A", "worker.celery_app", "beat"]
-    assert services["beat"].get("deploy", {}).get("replicas", 1) == 1, "one scheduler, or runs double up"
+    assert as_words(services["reconciler"]["command"]) == ["python", "-m", "worker.reconciler"]
     assert "8000:8000" in [str(port) for port in services["api"]["ports"]]
 
 
