@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 #   make up TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: up test lint unit install clean
+.PHONY: up test lint unit install clean bench bench-smoke
 
 up: $(VENV)/.installed
 	$(BIN)/python -m infra.stack up
@@ -31,7 +31,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# ONNX fp32 and int8 graphs from the packaged weights, into the model cache (no download).
+	$(BIN)/python -m shared.pipeline.onnx_export
 	touch $@
 
+# The benchmarks: the full run (~20 min on 2 cores) writes bench/results/REPORT.md; the smoke run
+# (~2 min) proves every benchmark works and is part of `make test`.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+bench-smoke: $(VENV)/.installed
+	$(BIN)/python -m bench --smoke
+
 clean:
-	rm -rf $(VENV) .chute .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .chute .pytest_cache .mypy_cache .ruff_cache bench/.smoke-results

@@ -66,7 +66,14 @@ class Settings(BaseSettings):
     openai_max_retries: int = 4
     # Send `dimensions` with each request (OpenAI's text-embedding-3 models can shorten vectors).
     openai_send_dimensions: bool = False
+    # Threads of the local model, whatever its runtime (None: every core the process may use).
     torch_threads: int | None = None
+    # Which runtime runs the local model: auto (torch-bf16 where the CPU has AMX, else onnx), torch,
+    # torch-bf16, onnx or onnx-int8. bench/results/REPORT.md compares their speed and quality.
+    embedding_runtime: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = "auto"
+    # Where ONNX exports of the packaged model are cached (made by `make install`, else on first use).
+    # Unset: $XDG_CACHE_HOME/chute/models, else ~/.cache/chute/models.
+    model_cache_dir: Path | None = None
 
     # Worker
     task_soft_time_limit: int = 1800
@@ -96,6 +103,12 @@ class Settings(BaseSettings):
     events_token: SecretStr | None = None
 
     # API
+    # Proxied uploads (POST /v1/documents) one API process streams at once; more wait their turn,
+    # so its memory stays at most this many multipart parts (8 MiB each).
+    proxied_upload_concurrency: int = 8
+    # How long an API process remembers which tenant a valid key belongs to (0: ask every time).
+    # A key removed from the database stops working within this time.
+    api_key_cache_seconds: float = 10.0
     db_pool_size: int = 10
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 

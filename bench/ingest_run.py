@@ -1,0 +1,161 @@
+"""Drive a corpus through the real stack as clients do, and time it.
+
+Clients (8 threads) presign, POST each file straight to the bucket and complete it; the worker
+does the rest. The clock starts at the first presign and stops at the last `indexed_at` Postgres
+records. Stage timings come from the worker's own `ingest.stage.done` log lines, and each task's
+total from Celery's "succeeded in" line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import wait_for
+from bench.corpus import CorpusFile, Prose, simple_pdf
+from bench.services import Services
+
+CLIENT_THREADS = 8
+FINAL = ("indexed", "failed", "cancelled", "expired")
+STAGES = ("download", "extract", "chunk", "embed", "store")
+_SUCCEEDED = re.compile(r"succeeded in ([0-9.]+)s")
+
+
+@dataclass
+class IngestRun:
+    documents: int
+    failed: int
+    chunks: int
+    seconds: float
+    client_ms: dict[str, list[float]] = field(default_factory=dict)
+    stage_s: dict[str, list[float]] = field(default_factory=dict)
+    task_s: list[float] = field(default_factory=list)
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.documents / self.seconds
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.seconds
+
+
+class Uploader:
+    """The client side: presign, POST to the bucket, complete (as `tests.helpers.ChuteClient` does)."""
+
+    def __init__(self, api_url: str, key: str) -> None:
+        limits = httpx.Limits(max_connections=CLIENT_THREADS * 2)
+        self.api = httpx.Client(
+            base_url=api_url, headers={"Authorization": f"Bearer {key}"}, timeout=120, limits=limits
+        )
+        self.bucket = httpx.Client(timeout=300, limits=limits)
+        self.timings: dict[str, list[float]] = defaultdict(list)
+
+    def close(self) -> None:
+        self.api.close()
+        self.bucket.close()
+
+    def send(self, name: str, data: bytes) -> str:
+        body = self._timed(
+            "presign", lambda: self.api.post("/v1/uploads", json={"filename": name, "size": len(data)})
+        ).json()
+        upload, document_id = body["upload"], body["document_id"]
+        self._timed(
+            "upload",
+            lambda: self.bucket.post(upload["url"], data=upload["fields"], files={"file": (name, data)}),
+        )
+        self._timed("complete", lambda: self.api.post(f"/v1/uploads/{document_id}/complete", json={}))
+        return str(document_id)
+
+    def _timed(self, what: str, call: Callable[[], httpx.Response]) -> httpx.Response:
+        started = time.perf_counter()
+        response = call()
+        self.timings[what].append((time.perf_counter() - started) * 1000)
+        return response.raise_for_status()
+
+
+def warm_up(services: Services, documents: int) -> None:
+    """Small documents through a fresh worker, so every worker process has loaded its embedder."""
+    _, key = services.create_key()
+    uploader = Uploader(services.api_url, key)
+    try:
+        prose = Prose(seed=1)
+        files = [(f"warm-{i}.pdf", simple_pdf([[prose.text(300)]])) for i in range(documents)]
+        with ThreadPoolExecutor(documents) as pool:
+            ids = list(pool.map(lambda f: uploader.send(*f), files))
+        with services.connect() as conn:
+            wait_for(lambda: _count_final(conn, ids) == len(ids), "warm-up indexed", timeout=300)
+    finally:
+        uploader.close()
+
+
+def drive(services: Services, files: list[CorpusFile], worker_log: Path, timeout: float) -> IngestRun:
+    """Upload `files` for a new tenant and wait until every one reaches a final state."""
+    tenant, key = services.create_key()
+    log_offset = worker_log.stat().st_size if worker_log.exists() else 0
+    uploader = Uploader(services.api_url, key)
+    started = time.time()
+    try:
+        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            list(pool.map(lambda f: uploader.send(f.path.name, f.path.read_bytes()), files))
+    finally:
+        uploader.close()
+    with services.connect() as conn:
+        query = """
+            SELECT count(*) FILTER (WHERE status = ANY(%s)), count(*) FILTER (WHERE status = 'failed'),
+                   coalesce(sum(chunk_count), 0), extract(epoch FROM max(indexed_at))
+            FROM documents WHERE tenant_id = %s
+        """
+        row: Any = (0, 0, 0, None)
+
+        def finished() -> bool:
+            nonlocal row
+            row = conn.execute(query, (list(FINAL), tenant)).fetchone() or row
+            return int(row[0]) >= len(files)
+
+        wait_for(finished, f"{len(files)} documents in a final state", timeout=timeout, interval=0.25)
+    _, failed, chunks, last_indexed = row
+    stage_s, task_s = _worker_timings(worker_log, log_offset)
+    return IngestRun(
+        documents=len(files),
+        failed=int(failed),
+        chunks=int(chunks),
+        seconds=float(last_indexed or time.time()) - started,
+        client_ms=dict(uploader.timings),
+        stage_s=stage_s,
+        task_s=task_s,
+    )
+
+
+def _count_final(conn: Any, ids: list[str]) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM documents WHERE id = ANY(%s::uuid[]) AND status = ANY(%s)", (ids, list(FINAL))
+    ).fetchone()
+    return int(row[0])
+
+
+def _worker_timings(log: Path, offset: int) -> tuple[dict[str, list[float]], list[float]]:
+    stages: dict[str, list[float]] = defaultdict(list)
+    tasks: list[float] = []
+    with log.open("rb") as file:
+        file.seek(offset)
+        for raw in file:
+            line = raw.decode("utf-8", errors="replace")
+            if '"ingest.stage.done"' in line:
+                try:
+                    event = json.loads(line[line.index("{") :])
+                except ValueError:
+                    continue
+                stages[str(event["stage"])].append(float(event["seconds"]))
+            elif match := _SUCCEEDED.search(line):
+                tasks.append(float(match.group(1)))
+    return dict(stages), tasks

@@ -1,0 +1,117 @@
+"""3. Pipeline overhead: small documents through the real stack with an instant embedder (an
+OpenAI-compatible stub that answers at once), so what is left is Chute itself: docs/s with 1 and 2
+worker processes, and where the time goes per step (client calls, S3, extraction, database)."""
+
+from __future__ import annotations
+
+from bench import openai_stub
+from bench.common import Context, Figure, Result, Table, percentile
+from bench.corpus import generate
+from bench.ingest_run import STAGES, IngestRun, drive, warm_up
+from bench.report import grouped_bar_chart
+
+
+def run(ctx: Context) -> Result:
+    result = Result("overhead", "3. Pipeline overhead: an instant embedder", ctx.smoke)
+    files = generate(ctx.work / "small", documents=6 if ctx.smoke else 200, max_pages=1, seed=11)
+    services = ctx.services
+    runs: dict[str, IngestRun] = {}
+    with openai_stub.running(384) as base_url, services.api():
+        for label, processes, app in CONFIGURATIONS:
+            env = {
+                "CHUTE_EMBEDDING_PROVIDER": "openai",
+                "CHUTE_OPENAI_BASE_URL": base_url,
+                "CHUTE_EMBEDDING_MODEL": "stub",
+                "CHUTE_EMBEDDING_DIMENSIONS": "384",
+                "CHUTE_WORKER_CONCURRENCY": str(processes),
+                "CHUTE_WORKER_METRICS_PORT": "0",
+            }
+            with services.workers(f"overhead-{len(runs)}", env, app=app) as log:
+                warm_up(services, processes)
+                runs[label] = drive(services, files, log, timeout=120 if ctx.smoke else 600)
+
+    total_kb = sum(f.size for f in files) / 1e3
+    for label, ingest in runs.items():
+        result.figures.append(Figure(f"{label}: docs/s (small documents)", ingest.docs_per_s, "docs/s"))
+    result.tables.append(
+        Table(
+            ["worker", "documents", "failed", "chunks", "seconds", "docs/s", "chunks/s"],
+            [
+                [p, r.documents, r.failed, r.chunks, r.seconds, r.docs_per_s, r.chunks_per_s]
+                for p, r in runs.items()
+            ],
+            title=f"{len(files)} one-page documents of mixed types, {total_kb:.0f} kB",
+        )
+    )
+    steps = ["presign", "upload", "complete"]
+    one = runs[CONFIGURATIONS[0][0]]
+    samples = {f"client: {s}": one.client_ms.get(s, []) for s in steps}
+    samples |= {_LABELS[s]: [1000 * x for x in one.stage_s.get(s, [])] for s in STAGES}
+    task_ms = [1000 * x for x in one.task_s]
+    staged_ms = sum(1000 * sum(one.stage_s.get(s, [])) for s in STAGES)
+    other_ms = (sum(task_ms) - staged_ms) / max(1, len(task_ms))
+    rows = [
+        [name, _mean(values), percentile(values, 50), percentile(values, 99)]
+        for name, values in samples.items()
+    ]
+    rows.append(["worker: other (claim, progress, Celery)", other_ms, "", ""])
+    rows.append(["worker: whole task", _mean(task_ms), percentile(task_ms, 50), percentile(task_ms, 99)])
+    preloaded = runs[CONFIGURATIONS[2][0]]
+    extract_ms = [1000 * x for x in preloaded.stage_s.get("extract", [])]
+    preloaded_task_ms = [1000 * x for x in preloaded.task_s]
+    rows.append(
+        [
+            "with item 7: extract (forked child)",
+            _mean(extract_ms),
+            percentile(extract_ms, 50),
+            percentile(extract_ms, 99),
+        ]
+    )
+    rows.append(
+        [
+            "with item 7: whole task",
+            _mean(preloaded_task_ms),
+            percentile(preloaded_task_ms, 50),
+            percentile(preloaded_task_ms, 99),
+        ]
+    )
+    result.tables.append(
+        Table(["step", "mean ms", "p50 ms", "p99 ms"], rows, title="Per document, 1 worker process")
+    )
+    result.notes += [
+        "'with item 7' runs `bench.preloaded_worker`: Chute's worker plus the change proposed as item 7 "
+        "of bench/PROPOSED_CHANGES.md (extractor libraries imported before extraction children fork).",
+        "The stub embeds at once (a hash-seeded vector per text), so these documents measure the "
+        "pipeline alone. Client steps are timed by the 8 uploading threads; worker steps from its log.",
+    ]
+    result.plots.append(
+        grouped_bar_chart(
+            ctx.out / "overhead_steps.png",
+            [*steps, *STAGES, "other", "extract, item 7"],
+            {"mean ms": [float(r[1]) for r in [*rows[: len(steps) + len(STAGES) + 1], rows[-2]]]},
+            title="Per-document time by step (instant embedder, 1 worker process)",
+            ylabel="ms",
+        )
+    )
+    result.data = {label: {"docs_per_s": r.docs_per_s} for label, r in runs.items()}
+    return result
+
+
+# (label, worker processes, Celery app: None is Chute's own)
+CONFIGURATIONS = [
+    ("1 worker process", 1, None),
+    ("2 worker processes", 2, None),
+    ("1 worker process, with item 7", 1, "bench.preloaded_worker"),
+]
+
+_LABELS = {
+    "download": "worker: download (S3)",
+    "extract": "worker: extract (forked child)",
+    "chunk": "worker: chunk",
+    "embed": "worker: embed (stub over HTTP)",
+    "store": "worker: store (Postgres COPY)",
+}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

@@ -1,0 +1,116 @@
+"""The real stack for benchmarks: Postgres+pgvector, Redis and S3 started once per run on free ports;
+the API and workers started and stopped by each benchmark with the settings it measures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+
+from infra.stack import Ports, Stack, wait_until
+
+# The worker's logs are JSON lines when not on a terminal; stage timings come from them.
+_QUIET = {"CHUTE_LEASE_SECONDS": "120"}
+
+
+class Services:
+    """Starts the backing services on first use; `close()` stops every process it started."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._stack: Stack | None = None
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            stack = Stack(self.root, Ports.free(), extra_env=dict(_QUIET))
+            self._stack = stack
+            stack.start_services()
+        return self._stack
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.stop_all()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.stack.ports.api}"
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**os.environ, **self.stack.env, **(extra or {})}
+
+    def create_key(self, tenant: str | None = None) -> tuple[str, str]:
+        """A new tenant and its API key: (tenant, key)."""
+        tenant = tenant or f"bench-{uuid.uuid4().hex[:10]}"
+        out = subprocess.run(
+            [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", tenant],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return tenant, out.strip().splitlines()[-1]
+
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.stack.database_url, autocommit=True)
+
+    @contextmanager
+    def api(self, env: dict[str, str] | None = None) -> Iterator[psutil.Process]:
+        """The Chute API running with `env` added; yields its process for memory sampling."""
+        self.stack.start_api(env=env)
+        try:
+            yield psutil.Process(self.stack.processes["api"].pid)
+        finally:
+            self.stack.stop("api")
+
+    @contextmanager
+    def workers(
+        self, name: str, env: dict[str, str] | None = None, *, app: str | None = None
+    ) -> Iterator[Path]:
+        """A Celery worker with `env` added (CHUTE_WORKER_CONCURRENCY sets its processes); `app`
+        swaps Chute's Celery app for another module (a variant under measurement).
+
+        Yields its log file (stage timings are read from it); waits until it consumes the queue.
+        """
+        stack = self.stack
+        log = stack.root / "logs" / f"{name}.log"
+        log.unlink(missing_ok=True)
+        if app is None:
+            process = stack.start_worker(name, env=env)
+        else:
+            args = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                "--loglevel=INFO",
+                "-n",
+                f"{name}@%h",
+            ]
+            args += ["-Q", "ingest", "--without-mingle", "--without-gossip"]
+            process = stack._spawn(name, args, env=env)
+        try:
+            wait_until(lambda: b"ready." in log.read_bytes(), f"worker {name}", timeout=90, process=process)
+            yield log
+        finally:
+            # SIGINT is Celery's warm shutdown: an idle worker leaves at once (SIGTERM is remapped to
+            # the soft shutdown, which waits its full minute even when idle).
+            stack.stop(name, sig=signal.SIGINT, timeout=60)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,39 @@
+"""The benchmarks' smoke mode: every benchmark runs at tiny sizes against its own real stack and the
+report comes out with its sections, figures and charts. (The figures themselves are not checked:
+timed tests prove nothing; the full run, `python -m bench`, is for people.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.report import ORDER
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_benchmark_runs_in_smoke_mode_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    report = (out / "REPORT.md").read_text()
+    assert "Smoke run" in report
+    for name in ORDER:
+        result = json.loads((out / f"{name}.json").read_text())
+        assert result["smoke"] is True
+        assert result["figures"], f"{name} reported no figures"
+        assert all(f["value"] == f["value"] for f in result["figures"]), f"{name} has a NaN figure"
+        assert len(result["load_start"]) == 3 and len(result["load_end"]) == 3
+        assert f"## {result['title']}" in report
+        for plot in result["plots"]:
+            assert (out / plot).stat().st_size > 1000, plot
+            assert f"]({plot})" in report
