@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             storage=Storage(settings),
             celery=make_celery(settings),
             redis=events,
+            proxied_uploads=asyncio.Semaphore(settings.proxied_upload_concurrency),
         )
         try:
             yield

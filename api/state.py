@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ class AppState:
     storage: Storage
     celery: Celery
     redis: redis.asyncio.Redis
+    proxied_uploads: asyncio.Semaphore
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def embedder(self) -> Embedder:

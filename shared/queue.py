@@ -35,6 +35,8 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
+        # A new worker process loads the embedding model before it reports alive.
+        worker_proc_alive_timeout=120,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # Tasks are never held for a countdown (no ETA retries), so an idle worker stops at once.
         worker_enable_soft_shutdown_on_idle=False,

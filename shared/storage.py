@@ -210,15 +210,11 @@ class StreamingUpload:
 
     def _send_part(self) -> None:
         number = len(self.parts) + 1
+        part, self.buffer = self.buffer, bytearray()  # handed over, not copied
         answer = self.storage.client.upload_part(
-            Bucket=self.storage.bucket,
-            Key=self.key,
-            UploadId=self.upload_id,
-            PartNumber=number,
-            Body=bytes(self.buffer),
+            Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=part
         )
         self.parts.append((number, answer["ETag"]))
-        self.buffer.clear()
 
     def finish(self) -> None:
         if self.buffer or not self.parts:

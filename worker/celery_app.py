@@ -45,9 +45,19 @@ def _serve_metrics(**_: Any) -> None:
 @worker_process_init.connect
 def _open_process_resources(**_: Any) -> None:
     # Pools and sockets do not survive fork: each worker process makes its own.
+    from shared.pipeline import extract
+    from shared.pipeline.chunking import preload as preload_chunking
+    from shared.pipeline.embedding import get_embedder
     from worker import context
 
-    context.open_context()
+    settings = context.open_context().settings
+    # Heavy imports and the model now, not inside the first document's time limit.
+    extract.preload()
+    preload_chunking()
+    try:
+        get_embedder(settings)
+    except Exception:  # the first document reports it; the worker stays up to say so
+        structlog.get_logger("chute.worker").exception("worker.embedder.unavailable")
 
 
 @worker_process_shutdown.connect

@@ -43,7 +43,8 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 )
 async def upload_document(request: Request, tenant: Tenant, state: State) -> QueuedOut:
     """Upload through the API (streamed into the bucket) for clients that cannot reach the bucket."""
-    streamed = await stream_form_to_bucket(request, state, tenant)
+    async with state.proxied_uploads:  # bounds this process's memory whatever the number of clients
+        streamed = await stream_form_to_bucket(request, state, tenant)
 
     def finish() -> uploads.Completion:
         with transaction(state.pool) as conn:

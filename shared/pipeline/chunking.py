@@ -28,6 +28,11 @@ class ChunkingSettings(BaseModel):
         return self
 
 
+def preload() -> None:
+    """Import unstructured's chunker ahead of the first document."""
+    import unstructured.chunking.title  # noqa: F401
+
+
 def chunk(elements: Sequence[Element], settings: ChunkingSettings) -> list[Chunk]:
     from unstructured.chunking.title import chunk_by_title
     from unstructured.documents.elements import ElementMetadata

@@ -115,6 +115,18 @@ def _check_expansion(path: Path, label: str) -> None:
         )
 
 
+def preload() -> None:
+    """Import every extractor this host has, so forked extraction children inherit the libraries
+    instead of importing them again for each document (bench/results/REPORT.md: 104 -> 34 ms)."""
+    import importlib
+
+    for modules in _REQUIRED_MODULES.values():
+        for module, _ in modules:
+            if importlib.util.find_spec(module) is not None:
+                importlib.import_module(module)
+    _extractor_for("txt")  # imports the extractor modules themselves
+
+
 def missing_extractor(file_type: str) -> str | None:
     """None when this host can extract `file_type`; else a sentence naming what to install.
 

@@ -50,18 +50,26 @@ def list_chunks(
 
 
 def _filters(document_ids: Sequence[uuid.UUID] | None, metadata: dict[str, Any] | None) -> sql.Composable:
-    conditions = [sql.SQL("c.tenant_id = %(tenant)s"), sql.SQL("d.status = 'indexed'")]
+    """Conditions on a chunk `c`. The document's are checked per chunk (EXISTS), not joined, so the
+    HNSW scan drives the vector search even when the planner's statistics on documents are stale."""
+    conditions: list[sql.Composable] = [sql.SQL("c.tenant_id = %(tenant)s")]
     if document_ids:
         conditions.append(sql.SQL("c.document_id = ANY(%(document_ids)s)"))
+    document = [sql.SQL("d.status = 'indexed'")]
     if metadata:
-        conditions.append(sql.SQL("d.metadata @> %(metadata)s"))
+        document.append(sql.SQL("d.metadata @> %(metadata)s"))
+    conditions.append(
+        sql.SQL("EXISTS (SELECT 1 FROM documents d WHERE d.id = c.document_id AND {})").format(
+            sql.SQL(" AND ").join(document)
+        )
+    )
     return sql.SQL(" AND ").join(conditions)
 
 
 _VECTOR = """
     SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> %(vector)s) AS rank,
            1 - (c.embedding <=> %(vector)s) AS score
-    FROM chunks c JOIN documents d ON d.id = c.document_id
+    FROM chunks c
     WHERE {filters}
     ORDER BY c.embedding <=> %(vector)s
     LIMIT %(candidates)s
@@ -72,7 +80,7 @@ _VECTOR = """
 _KEYWORD = """
     SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id) AS rank,
            ts_rank_cd(c.tsv, q.query, 1) AS score
-    FROM chunks c JOIN documents d ON d.id = c.document_id,
+    FROM chunks c,
          (SELECT replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery AS query) q
     WHERE {filters} AND c.tsv @@ q.query
     ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id
@@ -129,4 +137,5 @@ def search_chunks(
         # Keep scanning the HNSW graph until enough rows pass the tenant and filter conditions.
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, candidates))))
-    return conn.execute(query, params).fetchall()
+    # Never a cached generic plan: one made without this tenant and vector can miss the HNSW index.
+    return conn.execute(query, params, prepare=False).fetchall()

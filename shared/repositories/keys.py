@@ -30,9 +30,8 @@ def create_key(conn: Connection, tenant_id: str) -> str:
     return key
 
 
-def tenant_for_key(conn: Connection, key: str) -> str | None:
+def tenant_for_key_hash(conn: Connection, key_hash: str) -> str | None:
     row = conn.execute(
-        "SELECT tenant_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
-        (hash_key(key),),
+        "SELECT tenant_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)
     ).fetchone()
     return str(row["tenant_id"]) if row else None
