@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis=events,
             proxied_uploads=asyncio.Semaphore(settings.proxied_upload_concurrency),
         )
+        # Load the query embedder now, in the background: the first search need not wait for it.
+        threading.Thread(target=app.state.chute.warm_up, name="embedder-warmup", daemon=True).start()
         try:
             yield
         finally:

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 import redis.asyncio
+import structlog
 from celery import Celery
 from psycopg_pool import ConnectionPool
 
@@ -29,3 +30,10 @@ class AppState:
         """The query embedder, loaded on first use (the local model takes a few seconds)."""
         with self._embedder_lock:
             return get_embedder(self.settings)
+
+    def warm_up(self) -> None:
+        """Load the query embedder ahead of the first search (run in a background thread)."""
+        try:
+            self.embedder()
+        except Exception:  # the first search reports it
+            structlog.get_logger("chute.api").exception("api.embedder.unavailable")

@@ -17,21 +17,8 @@ from shared.queue import tasks_in_broker
 from tests.faults.documents import text_document
 from tests.faults.support import Figures, duplicate_chunks, new_client, query, start_worker, wait_final
 
-# Celery's soft shutdown always waits its whole timeout (60 s, shared/queue.py), so each case costs
-# a minute; the process-group case runs when CHUTE_FAULTS_FULL=1.
-FULL = os.environ.get("CHUTE_FAULTS_FULL") == "1"
 
-
-@pytest.mark.parametrize(
-    "whom",
-    [
-        "main process",
-        pytest.param(
-            "process group",
-            marks=pytest.mark.skipif(not FULL, reason="a minute of soft shutdown; set CHUTE_FAULTS_FULL=1"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("whom", ["main process", "process group"])
 def test_sigterm_lets_the_running_document_finish_and_leaves_the_rest_queued(
     fault_stack: Stack, figures: Figures, whom: str
 ) -> None:
@@ -70,7 +57,8 @@ def test_sigterm_lets_the_running_document_finish_and_leaves_the_rest_queued(
                     stack, "SELECT id::text, status, attempts FROM documents WHERE id = ANY(%s::uuid[])", ids
                 )
             }
-            in_broker = tasks_in_broker(redis.Redis.from_url(stack.env["CHUTE_REDIS_URL"]))
+            broker = redis.Redis.from_url(stack.env["CHUTE_REDIS_URL"])
+            in_broker = tasks_in_broker(broker, delivered_within=3600)
             task_ids = {
                 row["id"]: row["task_id"]
                 for row in query(
