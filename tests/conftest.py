@@ -4,8 +4,6 @@ worker, each a real process on a free port, started once per session."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ import httpx
 import pytest
 
 from infra.stack import Ports, Stack, free_port
-from tests.helpers import Bucket, ChuteClient
+from tests.helpers import Bucket, ChuteClient, create_key
 
 MiB = 1024 * 1024
 EVENTS_TOKEN = "test-events-token"
@@ -51,17 +49,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.stop_all()
         if os.environ.get("CHUTE_TEST_KEEP_LOGS"):
             print(f"stack logs: {root / 'logs'}")
-
-
-def create_key(stack: Stack, tenant: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", tenant],
-        env={**os.environ, **stack.env},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
 
 
 @pytest.fixture

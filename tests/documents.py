@@ -8,6 +8,23 @@ import struct
 import zlib
 
 
+def pdf_from_objects(objects: dict[int, bytes]) -> bytes:
+    """A PDF file around numbered objects (object 1 is the catalog), with a correct xref table."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets: dict[int, int] = {}
+    for object_id in sorted(objects):
+        offsets[object_id] = out.tell()
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (object_id, objects[object_id]))
+    xref = out.tell()
+    size = max(objects) + 1
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % size)
+    for object_id in range(1, size):
+        out.write(b"%010d 00000 n \n" % offsets[object_id])
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref))
+    return out.getvalue()
+
+
 def noise_png(width: int, height: int) -> bytes:
     """An incompressible RGB PNG: makes a document big without giving it more text to embed."""
     raw = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import random
 import struct
 import zlib
 from pathlib import Path
+
+from tests.documents import pdf_from_objects
 
 MiB = 1024 * 1024
 
@@ -33,25 +34,9 @@ def text_document(rng: random.Random, paragraphs: int) -> bytes:
 # -- hostile inputs ------------------------------------------------------------------------------
 
 
-def _pdf(objects: dict[int, bytes]) -> bytes:
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets: dict[int, int] = {}
-    for object_id in sorted(objects):
-        offsets[object_id] = out.tell()
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (object_id, objects[object_id]))
-    xref = out.tell()
-    size = max(objects) + 1
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % size)
-    for object_id in range(1, size):
-        out.write(b"%010d 00000 n \n" % offsets[object_id])
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref))
-    return out.getvalue()
-
-
 def text_pdf(text: str) -> bytes:
     stream = b"BT /F1 12 Tf 72 720 Td (" + text.encode("cp1252") + b") Tj ET"
-    return _pdf(
+    return pdf_from_objects(
         {
             1: b"<< /Type /Catalog /Pages 2 0 R >>",
             2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -72,7 +57,7 @@ def blank_pages_pdf(pages: int, fanout: int = 50) -> bytes:
     assert pages % fanout == 0
     middle = b" ".join([b"4 0 R"] * fanout)
     top = b" ".join([b"3 0 R"] * (pages // fanout))
-    return _pdf(
+    return pdf_from_objects(
         {
             1: b"<< /Type /Catalog /Pages 2 0 R >>",
             2: b"<< /Type /Pages /Kids [%s] /Count %d >>" % (top, pages),
@@ -91,7 +76,7 @@ def blank_pages_pdf_flat(pages: int) -> bytes:
     }
     for index in range(pages):
         objects[3 + index] = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"
-    return _pdf(objects)
+    return pdf_from_objects(objects)
 
 
 CONTENT_TYPES = (

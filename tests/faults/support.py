@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from infra.stack import Ports, Stack
-from tests.helpers import ChuteClient
+from tests.helpers import ChuteClient, create_key
 
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -108,17 +107,6 @@ def pool_children(main_pid: int) -> list[psutil.Process]:
 
 
 # -- clients and SQL -----------------------------------------------------------------------------
-
-
-def create_key(stack: Stack, tenant: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", tenant],
-        env={**os.environ, **stack.env},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
 
 
 def new_client(stack: Stack, prefix: str = "f") -> ChuteClient:

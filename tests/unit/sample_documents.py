@@ -14,6 +14,7 @@ from docx.document import Document as DocxDocument
 from shared.errors import DocumentFailed
 from shared.pipeline.elements import Element
 from shared.pipeline.extract import extract
+from tests.documents import pdf_from_objects
 
 
 def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
@@ -57,19 +58,7 @@ def text_pdf(pages: list[str]) -> bytes:
         )
         stream = _text_stream(text)
         objects[content_id] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream)
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets: dict[int, int] = {}
-    for object_id in sorted(objects):
-        offsets[object_id] = out.tell()
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (object_id, objects[object_id]))
-    xref_offset = out.tell()
-    size = max(objects) + 1
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % size)
-    for object_id in range(1, size):
-        out.write(b"%010d 00000 n \n" % offsets[object_id])
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref_offset))
-    return out.getvalue()
+    return pdf_from_objects(objects)
 
 
 def _text_stream(text: str) -> bytes:
