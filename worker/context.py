@@ -18,7 +18,9 @@ def open_context() -> WorkerContext:
         settings = get_settings()
         if settings.work_dir is not None:
             settings.work_dir.mkdir(parents=True, exist_ok=True)
-        pool = open_pool(settings, min_size=1, max_size=2)
+        # min_size=0: after a database restart the pool makes fresh connections on demand instead of
+        # waiting out its reconnect backoff (psycopg/psycopg#1315).
+        pool = open_pool(settings, min_size=0, max_size=2)
         _context = WorkerContext(
             settings=settings,
             pool=pool,

@@ -81,6 +81,7 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
             held = row is None and documents.lease_is_live(conn, document_id)
     except psycopg.OperationalError as error:  # still `queued`: the reconciler sends it again
         log.warning("ingest.claim.unavailable", document_id=str(document_id), error=str(error))
+        ctx.pool.check()  # drop broken connections now, so the next delivery gets a fresh one
         return Outcome("released")
     if row is None:
         # Held: another worker is on it; should that worker die, its lease runs out and the
