@@ -1,4 +1,8 @@
-"""Request dependencies: the process state and the caller's tenant."""
+"""Request dependencies: the process state and the caller's tenant.
+
+Both are `async def`: FastAPI runs a plain `def` dependency in its thread pool, and that hand-off
+would cost more than the work on every request.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.state import AppState
-from shared.db import transaction
 from shared.errors import Unauthorized
 from shared.repositories import keys
 
 _bearer = HTTPBearer(auto_error=False, description="An API key made by `chute keys create`.")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.chute
     return state
 
@@ -29,7 +32,7 @@ _known_keys: dict[str, tuple[str, float]] = {}
 _KNOWN_KEYS_MAX = 10_000
 
 
-def get_tenant(
+async def get_tenant(
     state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
     if credentials is None or not credentials.credentials:
@@ -38,8 +41,7 @@ def get_tenant(
     known = _known_keys.get(key_hash)
     if known is not None and known[1] > time.monotonic():
         return known[0]
-    with transaction(state.pool) as conn:
-        tenant = keys.tenant_for_key_hash(conn, key_hash)
+    tenant = await keys.tenant_for_key_hash(state.reads, key_hash)
     if tenant is None:
         raise Unauthorized("The API key is not valid.")
     if state.settings.api_key_cache_seconds > 0:

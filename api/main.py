@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from api.errors import install_dependency_handlers, install_error_handlers
 from api.routes import documents, events, health, metrics, search, tasks, uploads
 from api.state import AppState
-from shared.db import open_pool
+from shared.db import open_pool, open_read_pool
 from shared.logging import configure_logging
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
@@ -32,10 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
         pool = open_pool(settings)
+        reads = await open_read_pool(settings)
         events = redis.asyncio.Redis.from_url(settings.redis_url)
         app.state.chute = AppState(
             settings=settings,
             pool=pool,
+            reads=reads,
             storage=Storage(settings),
             celery=make_celery(settings),
             redis=events,
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await events.aclose()
+            await reads.close()
             pool.close()
 
     app = FastAPI(

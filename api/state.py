@@ -11,6 +11,7 @@ import structlog
 from celery import Celery
 from psycopg_pool import ConnectionPool
 
+from shared.db import ReadPool
 from shared.pipeline.embedding import Embedder, get_embedder
 from shared.settings import Settings
 from shared.storage import Storage
@@ -19,7 +20,8 @@ from shared.storage import Storage
 @dataclass
 class AppState:
     settings: Settings
-    pool: ConnectionPool
+    pool: ConnectionPool  # units of work, run in the thread pool
+    reads: ReadPool  # single-statement reads on the event loop: status and key lookups
     storage: Storage
     celery: Celery
     redis: redis.asyncio.Redis

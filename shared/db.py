@@ -11,12 +11,14 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from shared.errors import AppError
 from shared.settings import Settings
 
 Connection = psycopg.Connection[dict[str, Any]]
+AsyncConnection = psycopg.AsyncConnection[dict[str, Any]]
+ReadPool = AsyncConnectionPool[AsyncConnection]
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -40,6 +42,37 @@ def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = N
     )
     pool.open()
     return pool
+
+
+async def open_read_pool(settings: Settings, *, max_size: int | None = None) -> ReadPool:
+    """A pool of autocommit connections for the API's hot single-statement reads (a document's status,
+    an API key), served on the event loop: one round trip each, no thread hand-off."""
+    pool: ReadPool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=max_size or settings.db_pool_size,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        open=False,
+        name="chute-reads",
+    )
+    await pool.open()
+    return pool
+
+
+async def read_one(pool: ReadPool, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The first row of one read-only statement.
+
+    Connections are not checked before use (that would double the round trips). One that died idle
+    in the pool, as all do when Postgres restarts, fails here: the pool then drops every dead one and
+    the read is tried once more.
+    """
+    try:
+        async with pool.connection() as conn:
+            return await (await conn.execute(query, params)).fetchone()
+    except psycopg.OperationalError:
+        await pool.check()
+    async with pool.connection() as conn:
+        return await (await conn.execute(query, params)).fetchone()
 
 
 @contextmanager

@@ -15,7 +15,8 @@ from api.proxied_upload import stream_form_to_bucket
 from api.queueing import enqueue, queued_answer
 from api.schemas import ChunkListOut, ChunkOut, DocumentListOut, DocumentOut, QueuedOut
 from shared.db import transaction
-from shared.errors import AppError
+from shared.errors import AppError, NotFound
+from shared.repositories import documents as document_rows
 from shared.services import documents, uploads
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -66,9 +67,11 @@ async def upload_document(request: Request, tenant: Tenant, state: State) -> Que
 
 
 @router.get("/{document_id}")
-def get_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
-    with transaction(state.pool) as conn:
-        return DocumentOut.from_row(documents.get_document(conn, tenant, document_id))
+async def get_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
+    row = await document_rows.read_document(state.reads, tenant, document_id)
+    if row is None:
+        raise NotFound("No such document.")
+    return DocumentOut.from_row(row)
 
 
 @router.get("")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import State, Tenant
 from api.schemas import TaskOut, TaskProgress, TaskResult
-from shared.db import Connection, transaction
+from shared.db import transaction
 from shared.errors import NotFound
 from shared.repositories import documents as document_rows
 from shared.services import documents
@@ -28,17 +28,15 @@ _TASK_STATUS: dict[str, TaskStatus] = {
 }
 
 
-def _find(conn: Connection, tenant: str, task_id: uuid.UUID) -> dict[str, Any]:
-    row = document_rows.get_document_by_task(conn, tenant, task_id)
+def _found(row: dict[str, Any] | None) -> dict[str, Any]:
     if row is None:
         raise NotFound("No such task.")
     return row
 
 
 @router.get("/{task_id}")
-def get_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> TaskOut:
-    with transaction(state.pool) as conn:
-        row = _find(conn, tenant, task_id)
+async def get_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> TaskOut:
+    row = _found(await document_rows.read_document_by_task(state.reads, tenant, task_id))
     processing, indexed = row["status"] == "processing", row["status"] == "indexed"
     task_status = _TASK_STATUS.get(row["status"], "PENDING")
     if processing and row["step"] == "downloading" and row["progress"] == 0:
@@ -55,6 +53,6 @@ def get_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> TaskOut:
 @router.delete("/{task_id}", status_code=status.HTTP_202_ACCEPTED)
 def cancel_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> Response:
     with transaction(state.pool) as conn:
-        row = _find(conn, tenant, task_id)
+        row = _found(document_rows.get_document_by_task(conn, tenant, task_id))
         documents.cancel_document(conn, state.storage, tenant, row["id"])
     return Response(status_code=status.HTTP_202_ACCEPTED)

@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from shared.db import Connection
+from shared.db import Connection, ReadPool, read_one
 
 Row = dict[str, Any]
 
@@ -59,19 +59,28 @@ def insert_document(
     return row
 
 
+_BY_ID = "SELECT * FROM documents WHERE id = %s AND tenant_id = %s"
+_BY_TASK = "SELECT * FROM documents WHERE task_id = %s AND tenant_id = %s"
+
+
 def get_document(
     conn: Connection, tenant_id: str, document_id: uuid.UUID, *, lock: bool = False
 ) -> Row | None:
-    query = "SELECT * FROM documents WHERE id = %s AND tenant_id = %s"
-    if lock:
-        query += " FOR UPDATE"
+    query = _BY_ID + " FOR UPDATE" if lock else _BY_ID
     return conn.execute(query, (document_id, tenant_id)).fetchone()
 
 
 def get_document_by_task(conn: Connection, tenant_id: str, task_id: uuid.UUID) -> Row | None:
-    return conn.execute(
-        "SELECT * FROM documents WHERE task_id = %s AND tenant_id = %s", (task_id, tenant_id)
-    ).fetchone()
+    return conn.execute(_BY_TASK, (task_id, tenant_id)).fetchone()
+
+
+async def read_document(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> Row | None:
+    """`get_document` on the API's event loop: the status read clients poll."""
+    return await read_one(reads, _BY_ID, (document_id, tenant_id))
+
+
+async def read_document_by_task(reads: ReadPool, tenant_id: str, task_id: uuid.UUID) -> Row | None:
+    return await read_one(reads, _BY_TASK, (task_id, tenant_id))
 
 
 def list_documents(

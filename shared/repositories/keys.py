@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from shared.db import Connection
+from shared.db import Connection, ReadPool, read_one
 
 KEY_PREFIX = "chute_"
 
@@ -30,8 +30,8 @@ def create_key(conn: Connection, tenant_id: str) -> str:
     return key
 
 
-def tenant_for_key_hash(conn: Connection, key_hash: str) -> str | None:
-    row = conn.execute(
-        "SELECT tenant_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)
-    ).fetchone()
+async def tenant_for_key_hash(reads: ReadPool, key_hash: str) -> str | None:
+    row = await read_one(
+        reads, "SELECT tenant_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)
+    )
     return str(row["tenant_id"]) if row else None
