@@ -4,7 +4,9 @@ Targets: p50 under 15 ms, recall@10 at least 0.95.
 
 The chunks are synthetic, shaped like embeddings of real text: 1,000 topics, each vector its topic's
 direction plus noise (cosine about 0.6 between neighbours, about 0 across topics); queries are fresh
-points near a topic, with three words for the keyword half of hybrid. The rows are loaded with COPY
+points near a topic, with three words for the keyword half of hybrid (enough chunks have all three, so
+the keyword half ranks only those), and, separately, whole sentences (no chunk has all their words, so
+it ranks every chunk with any of them: the slow path, reported on its own). The rows are loaded with COPY
 and the HNSW index is rebuilt once (as after a bulk import); build time is reported. An ef_search
 sweep on the plain vector query shows what recall costs in latency.
 """
@@ -51,16 +53,23 @@ def run(ctx: Context) -> Result:
         query_vectors = _near_topics(rng, topics, queries)
         prose = Prose(seed=23)
         query_texts = [" ".join(prose.sentence().split()[:3]) for _ in range(queries)]
-        measured: dict[str, dict[str, Any]] = {}
-        for mode in ("vector", "hybrid"):
-            # Hybrid is slow at 100k (its keyword half ranks every match): time fewer queries.
-            timed = queries if mode == "vector" else judged
-            measured[mode] = _measure(conn, tenant, mode, query_vectors[:timed], query_texts[:timed], judged)
+        sentences = [prose.sentence() for _ in range(judged)]
+        measured: dict[str, dict[str, Any]] = {
+            "vector": _measure(conn, tenant, "vector", query_vectors, query_texts, judged),
+            "hybrid": _measure(conn, tenant, "hybrid", query_vectors, query_texts, judged),
+            # Slow at 100k (a third of the chunks have one of the words): fewer queries timed.
+            "hybrid, sentence query": _measure(
+                conn, tenant, "hybrid", query_vectors[:judged], sentences, judged
+            ),
+        }
         sweep = _ef_sweep(conn, tenant, query_vectors[:judged])
         rows_in_table = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     api_ms = _through_api(ctx, tenant, query_texts[: 5 if ctx.smoke else 50])
 
     for mode, m in measured.items():
+        if mode not in ("vector", "hybrid"):
+            result.figures.append(Figure(f"{mode} p50", m["p50"], "ms"))
+            continue
         result.figures += [
             Figure(f"{mode} p50", m["p50"], "ms", target=f"< {P50_MS:.0f} ms", met=m["p50"] < P50_MS),
             Figure(f"{mode} p99", m["p99"], "ms"),
@@ -74,8 +83,8 @@ def run(ctx: Context) -> Result:
             ["mode", "p50 ms", "p99 ms", "recall@10", "exact scan p50 ms"],
             [[mode, m["p50"], m["p99"], m["recall"], m["exact_p50"]] for mode, m in measured.items()],
             title=f"{total:,} chunks in one tenant ({rows_in_table:,} rows in the table), "
-            f"{queries} vector and {judged} hybrid queries timed, {judged} of each judged against an "
-            f"exact scan, k={K}",
+            f"{queries} vector and hybrid queries and {judged} sentence queries timed, {judged} of each "
+            f"judged against an exact scan, k={K}",
         )
     )
     result.tables.append(
@@ -183,9 +192,9 @@ def _measure(
 
     search(vectors[0], texts[0], exact=False)  # warm-up
     approx = [search(v, t, exact=False) for v, t in zip(vectors, texts, strict=True)]
-    exact = [search(v, t, exact=True) for v, t in zip(vectors, texts, strict=True)]
+    exact = [search(v, t, exact=True) for v, t in zip(vectors[:judged], texts[:judged], strict=True)]
     recall = np.mean(
-        [len(set(a[0]) & set(e[0])) / max(1, len(e[0])) for a, e in zip(approx, exact, strict=True)]
+        [len(set(a[0]) & set(e[0])) / max(1, len(e[0])) for a, e in zip(approx, exact, strict=False)]
     )
     latencies = [ms for _, ms in approx]
     return {

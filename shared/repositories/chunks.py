@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from psycopg import sql
+from psycopg.rows import scalar_row
 from psycopg.types.json import Jsonb
 
 from shared.db import Connection
@@ -75,13 +76,24 @@ _VECTOR = """
     LIMIT %(candidates)s
 """
 
-# Any of the query's words may match; chunks matching more of them, closer together, rank higher.
-# Normalisation 1 divides by 1 + log(length), so a long chunk does not win by sheer size.
+# The keyword half matches chunks with all of the query's words, or, when fewer than the candidates
+# wanted have them all, with any of them. Ranking reads every matching chunk, and a query of common
+# words can match a third of a tenant's chunks when any word will do: all-words matching keeps it
+# to the chunks worth ranking whenever there are enough of them.
+_ALL_WORDS = "plainto_tsquery('english', %(text)s)"
+_ANY_WORD = "replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery"
+
+_ENOUGH_WITH_ALL_WORDS = """
+    SELECT count(*) >= %(candidates)s AS enough
+    FROM (SELECT 1 FROM chunks c WHERE {filters} AND c.tsv @@ {query} LIMIT %(candidates)s) hits
+"""
+
+# Chunks matching more of the words, closer together, rank higher. Normalisation 1 divides by
+# 1 + log(length), so a long chunk does not win by sheer size.
 _KEYWORD = """
     SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id) AS rank,
            ts_rank_cd(c.tsv, q.query, 1) AS score
-    FROM chunks c,
-         (SELECT replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery AS query) q
+    FROM chunks c, (SELECT {query} AS query) q
     WHERE {filters} AND c.tsv @@ q.query
     ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id
     LIMIT %(candidates)s
@@ -117,17 +129,16 @@ def search_chunks(
         "metadata": Jsonb(metadata or {}),
         "rrf_k": RRF_K,
     }
-    vector_hits = sql.SQL(_VECTOR).format(filters=filters)
-    keyword_hits = sql.SQL(_KEYWORD).format(filters=filters)
     if mode == "vector":
-        hits = vector_hits
-    elif mode == "keyword":
-        hits = keyword_hits
+        hits = sql.SQL(_VECTOR).format(filters=filters)
     else:
+        keyword = _keyword_query(conn, filters, params)
+        hits = sql.SQL(_KEYWORD).format(filters=filters, query=keyword)
+    if mode == "hybrid":
         hits = sql.SQL(
             "SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score"
             " FROM (({vector}) UNION ALL ({keyword})) ranked GROUP BY id"
-        ).format(vector=vector_hits, keyword=keyword_hits)
+        ).format(vector=sql.SQL(_VECTOR).format(filters=filters), keyword=hits)
     query = sql.SQL(
         _RESULT_COLUMNS
         + " FROM ({hits}) hits JOIN chunks c ON c.id = hits.id JOIN documents d ON d.id = c.document_id"
@@ -139,3 +150,11 @@ def search_chunks(
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, candidates))))
     # Never a cached generic plan: one made without this tenant and vector can miss the HNSW index.
     return conn.execute(query, params, prepare=False).fetchall()
+
+
+def _keyword_query(conn: Connection, filters: sql.Composable, params: dict[str, Any]) -> sql.SQL:
+    """All of the query's words when enough chunks have them all, else any of them."""
+    all_words = sql.SQL(_ALL_WORDS)
+    check = sql.SQL(_ENOUGH_WITH_ALL_WORDS).format(filters=filters, query=all_words)
+    enough = conn.cursor(row_factory=scalar_row).execute(check, params, prepare=False).fetchone()
+    return all_words if enough else sql.SQL(_ANY_WORD)

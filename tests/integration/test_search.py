@@ -59,3 +59,11 @@ def test_k_bounds_and_answer_shape(client: ChuteClient, library: dict[str, str])
     assert client.http.post("/v1/search", json={"query": "x", "k": 0}).status_code == 422
     assert client.http.post("/v1/search", json={"query": "x", "k": 101}).status_code == 422
     assert client.http.post("/v1/search", json={"query": "x", "mode": "magic"}).status_code == 422
+
+
+def test_keyword_search_matches_all_words_else_any(client: ChuteClient, library: dict[str, str]) -> None:
+    together = client.search("honey bees hive", mode="keyword", k=5)
+    apart = client.search("basaltic lava quarterly payments", mode="keyword", k=5)  # no chunk has all four
+
+    assert [h["document_id"] for h in together] == [library["bees.txt"]]
+    assert {h["document_id"] for h in apart} == {library["volcano.txt"], library["tax.txt"]}
