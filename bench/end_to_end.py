@@ -5,6 +5,7 @@ model limit from benchmark 1 (target: at least 85 %)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from bench.common import Context, Figure, Result, Table, median
@@ -33,9 +34,7 @@ def run(ctx: Context) -> Result:
             env = {
                 "CHUTE_EMBEDDING_PROVIDER": "local",
                 "CHUTE_EMBEDDING_RUNTIME": runtime,
-                "CHUTE_WORKER_CONCURRENCY": str(processes),
-                # Two processes share the two cores: one thread each, or they fight over them.
-                "CHUTE_TORCH_THREADS": str(max(1, 2 // processes)),
+                "CHUTE_WORKER_CONCURRENCY": str(processes),  # threads: the cores shared out
                 "CHUTE_WORKER_METRICS_PORT": "0",
             }
             with services.workers(f"e2e-{processes}", env) as log:
@@ -86,6 +85,13 @@ def run(ctx: Context) -> Result:
         )
     )
     result.tables.append(_stage_table(runs))
+    cores = len(os.sched_getaffinity(0))
+    result.tables.append(_cpu_table(runs, cores))
+    two = runs[max(runs)]
+    model_share = _model_core_share(two, cores)
+    result.figures.append(
+        Figure(f"{max(runs)} worker processes: share of the cores the model ran on", 100 * model_share, "%")
+    )
     result.notes += [
         f"Runtime the workers loaded: {', '.join(sorted(used)) or 'not logged'} "
         f"(the model limit is {runtime}'s).",
@@ -94,6 +100,11 @@ def run(ctx: Context) -> Result:
         "Postgres, Redis, S3, 8 client threads and the worker share the same 2 cores.",
         "Stage times are the worker's own (`ingest.stage.done` log lines); 'other' is the task's "
         "total less its stages (claim, progress updates, the extraction child's fork, Celery).",
+        "CPU: seconds each part of the stack used during the run (psutil, children included), as a share "
+        f"of the {cores} cores over the run. The model's share is the worker's CPU less its time in the "
+        "other stages (single-threaded, so their wall time bounds their CPU time): an estimate. The "
+        "pipeline can reach at most about that share of the model limit, which is measured with the "
+        "model alone on every core.",
     ]
     labels = ["model limit", *[f"{p} process(es)" for p in runs]]
     values = [limit, *[r.chunks_per_s for r in runs.values()]]
@@ -133,6 +144,34 @@ def _stage_table(runs: dict[int, IngestRun]) -> Table:
         rows,
         title="Where the worker's time goes (share of summed task time)",
     )
+
+
+def _cpu_table(runs: dict[int, IngestRun], cores: int) -> Table:
+    parts = sorted({part for ingest in runs.values() for part in ingest.cpu_s})
+    rows = []
+    for processes, ingest in runs.items():
+        available = cores * ingest.seconds
+        shares = [f"{100 * ingest.cpu_s.get(part, 0.0) / available:.1f} %" for part in parts]
+        idle = available - sum(ingest.cpu_s.values())
+        rows.append(
+            [
+                processes,
+                available,
+                *shares,
+                f"{100 * max(0.0, idle) / available:.1f} %",
+                f"{100 * _model_core_share(ingest, cores):.1f} %",
+            ]
+        )
+    return Table(
+        ["worker processes", "core-seconds", *parts, "idle", "model (estimate)"],
+        rows,
+        title=f"Where the CPU went: share of the {cores} cores during the run",
+    )
+
+
+def _model_core_share(ingest: IngestRun, cores: int) -> float:
+    other_stages = sum(ingest.task_s) - sum(ingest.stage_s.get("embed", []))
+    return max(0.0, ingest.cpu_s.get("worker", 0.0) - other_stages) / (cores * ingest.seconds)
 
 
 def _runtimes_loaded(log: Path) -> set[str]:

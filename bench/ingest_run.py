@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench.common import wait_for
 from bench.corpus import CorpusFile, Prose, simple_pdf
@@ -39,6 +40,7 @@ class IngestRun:
     client_ms: dict[str, list[float]] = field(default_factory=dict)
     stage_s: dict[str, list[float]] = field(default_factory=dict)
     task_s: list[float] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds by component, during the run
 
     @property
     def docs_per_s(self) -> float:
@@ -103,6 +105,7 @@ def drive(services: Services, files: list[CorpusFile], worker_log: Path, timeout
     tenant, key = services.create_key()
     log_offset = worker_log.stat().st_size if worker_log.exists() else 0
     uploader = Uploader(services.api_url, key)
+    cpu_before = cpu_seconds(services)
     started = time.time()
     try:
         with ThreadPoolExecutor(CLIENT_THREADS) as pool:
@@ -123,6 +126,7 @@ def drive(services: Services, files: list[CorpusFile], worker_log: Path, timeout
             return int(row[0]) >= len(files)
 
         wait_for(finished, f"{len(files)} documents in a final state", timeout=timeout, interval=0.25)
+    cpu_after = cpu_seconds(services)
     _, failed, chunks, last_indexed = row
     stage_s, task_s = _worker_timings(worker_log, log_offset)
     return IngestRun(
@@ -133,7 +137,30 @@ def drive(services: Services, files: list[CorpusFile], worker_log: Path, timeout
         client_ms=dict(uploader.timings),
         stage_s=stage_s,
         task_s=task_s,
+        cpu_s={name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
     )
+
+
+def cpu_seconds(services: Services) -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack, with its children (running, or finished and
+    reaped: a worker's extraction children, Postgres's backends), and by this process: the clients."""
+    used: dict[str, float] = defaultdict(float)
+    for name, process in services.stack.processes.items():
+        part = name if name in ("postgres", "redis", "s3", "api") else "worker"
+        try:
+            root = psutil.Process(process.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for member in tree:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            used[part] += times.user + times.system + times.children_user + times.children_system
+    own = psutil.Process().cpu_times()
+    used["clients (bench process)"] = own.user + own.system
+    return dict(used)
 
 
 def _count_final(conn: Any, ids: list[str]) -> int:

@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     openai_max_retries: int = 4
     # Send `dimensions` with each request (OpenAI's text-embedding-3 models can shorten vectors).
     openai_send_dimensions: bool = False
-    # Threads of the local model, whatever its runtime (None: every core the process may use).
+    # Threads of the local model, whatever its runtime (None: the process's cores divided by
+    # CHUTE_WORKER_CONCURRENCY, so a worker's processes do not fight over them).
     torch_threads: int | None = None
     # Which runtime runs the local model: auto (torch-bf16 where the CPU has AMX, else onnx), torch,
     # torch-bf16, onnx or onnx-int8. bench/results/REPORT.md compares their speed and quality.

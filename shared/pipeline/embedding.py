@@ -85,7 +85,10 @@ def model_cache_dir(settings: Settings) -> Path | None:
 
 
 def _threads(settings: Settings) -> int:
-    return settings.torch_threads or len(os.sched_getaffinity(0)) or 1
+    """`CHUTE_TORCH_THREADS`, else the cores shared out among the worker's processes: the model runs
+    faster as two one-thread processes than as one two-thread process (bench/results/REPORT.md)."""
+    cores = len(os.sched_getaffinity(0)) or 1
+    return settings.torch_threads or max(1, cores // settings.worker_concurrency)
 
 
 def _check_dimensions(made: int, settings: Settings) -> None:
