@@ -17,7 +17,7 @@ def run(ctx: Context) -> Result:
     services = ctx.services
     runs: dict[str, IngestRun] = {}
     with openai_stub.running(384) as base_url, services.api():
-        for label, processes, app in CONFIGURATIONS:
+        for label, processes in CONFIGURATIONS:
             env = {
                 "CHUTE_EMBEDDING_PROVIDER": "openai",
                 "CHUTE_OPENAI_BASE_URL": base_url,
@@ -26,7 +26,7 @@ def run(ctx: Context) -> Result:
                 "CHUTE_WORKER_CONCURRENCY": str(processes),
                 "CHUTE_WORKER_METRICS_PORT": "0",
             }
-            with services.workers(f"overhead-{len(runs)}", env, app=app) as log:
+            with services.workers(f"overhead-{len(runs)}", env) as log:
                 warm_up(services, processes)
                 runs[label] = drive(services, files, log, timeout=120 if ctx.smoke else 600)
 
@@ -56,39 +56,20 @@ def run(ctx: Context) -> Result:
     ]
     rows.append(["worker: other (claim, progress, Celery)", other_ms, "", ""])
     rows.append(["worker: whole task", _mean(task_ms), percentile(task_ms, 50), percentile(task_ms, 99)])
-    preloaded = runs[CONFIGURATIONS[2][0]]
-    extract_ms = [1000 * x for x in preloaded.stage_s.get("extract", [])]
-    preloaded_task_ms = [1000 * x for x in preloaded.task_s]
-    rows.append(
-        [
-            "with item 7: extract (forked child)",
-            _mean(extract_ms),
-            percentile(extract_ms, 50),
-            percentile(extract_ms, 99),
-        ]
-    )
-    rows.append(
-        [
-            "with item 7: whole task",
-            _mean(preloaded_task_ms),
-            percentile(preloaded_task_ms, 50),
-            percentile(preloaded_task_ms, 99),
-        ]
-    )
     result.tables.append(
         Table(["step", "mean ms", "p50 ms", "p99 ms"], rows, title="Per document, 1 worker process")
     )
     result.notes += [
-        "'with item 7' runs `bench.preloaded_worker`: Chute's worker plus the change proposed as item 7 "
-        "of bench/PROPOSED_CHANGES.md (extractor libraries imported before extraction children fork).",
-        "The stub embeds at once (a hash-seeded vector per text), so these documents measure the "
-        "pipeline alone. Client steps are timed by the 8 uploading threads; worker steps from its log.",
+        "The worker imports the extractor libraries before it forks extraction children, so each child "
+        "starts with them loaded. The stub embeds at once (a hash-seeded vector per text), so these "
+        "documents measure the pipeline alone. Client steps are timed by the 8 uploading threads; "
+        "worker steps from its log.",
     ]
     result.plots.append(
         grouped_bar_chart(
             ctx.out / "overhead_steps.png",
-            [*steps, *STAGES, "other", "extract, item 7"],
-            {"mean ms": [float(r[1]) for r in [*rows[: len(steps) + len(STAGES) + 1], rows[-2]]]},
+            [*steps, *STAGES, "other"],
+            {"mean ms": [float(r[1]) for r in rows[: len(steps) + len(STAGES) + 1]]},
             title="Per-document time by step (instant embedder, 1 worker process)",
             ylabel="ms",
         )
@@ -97,12 +78,8 @@ def run(ctx: Context) -> Result:
     return result
 
 
-# (label, worker processes, Celery app: None is Chute's own)
-CONFIGURATIONS = [
-    ("1 worker process", 1, None),
-    ("2 worker processes", 2, None),
-    ("1 worker process, with item 7", 1, "bench.preloaded_worker"),
-]
+# (label, worker processes)
+CONFIGURATIONS = [("1 worker process", 1), ("2 worker processes", 2)]
 
 _LABELS = {
     "download": "worker: download (S3)",

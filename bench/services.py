@@ -73,33 +73,15 @@ class Services:
             self.stack.stop("api")
 
     @contextmanager
-    def workers(
-        self, name: str, env: dict[str, str] | None = None, *, app: str | None = None
-    ) -> Iterator[Path]:
-        """A Celery worker with `env` added (CHUTE_WORKER_CONCURRENCY sets its processes); `app`
-        swaps Chute's Celery app for another module (a variant under measurement).
+    def workers(self, name: str, env: dict[str, str] | None = None) -> Iterator[Path]:
+        """A Celery worker with `env` added (CHUTE_WORKER_CONCURRENCY sets its processes).
 
         Yields its log file (stage timings are read from it); waits until it consumes the queue.
         """
         stack = self.stack
         log = stack.root / "logs" / f"{name}.log"
         log.unlink(missing_ok=True)
-        if app is None:
-            process = stack.start_worker(name, env=env)
-        else:
-            args = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                app,
-                "worker",
-                "--loglevel=INFO",
-                "-n",
-                f"{name}@%h",
-            ]
-            args += ["-Q", "ingest", "--without-mingle", "--without-gossip"]
-            process = stack._spawn(name, args, env=env)
+        process = stack.start_worker(name, env=env)
         try:
             wait_until(lambda: b"ready." in log.read_bytes(), f"worker {name}", timeout=90, process=process)
             yield log
