@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.common import Result, fmt
 
-ORDER = ["model", "end_to_end", "overhead", "writes", "api_load", "upload_memory", "search"]
+ORDER = ["model", "end_to_end", "overhead", "writes", "api_load", "upload_memory", "search", "extraction"]
 
 
 def bar_chart(
