@@ -76,16 +76,28 @@ _VECTOR = """
     LIMIT %(candidates)s
 """
 
-# The keyword half matches chunks with all of the query's words, or, when fewer than the candidates
-# wanted have them all, with any of them. Ranking reads every matching chunk, and a query of common
-# words can match a third of a tenant's chunks when any word will do: all-words matching keeps it
-# to the chunks worth ranking whenever there are enough of them.
+# The keyword half matches chunks with all of the query's words. When fewer than the candidates
+# wanted have them all, it matches chunks with any of its words that are not common: a word found in
+# COMMON_WORD_CHUNKS or more of the tenant's chunks tells little about any of them (it would weigh
+# next to nothing in BM25), and ranking reads every matching chunk: with the common words of a
+# sentence, that was most of a tenant's chunks. A small tenant has no common words.
+COMMON_WORD_CHUNKS = 1000
+
 _ALL_WORDS = "plainto_tsquery('english', %(text)s)"
-_ANY_WORD = "replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery"
 
 _ENOUGH_WITH_ALL_WORDS = """
     SELECT count(*) >= %(candidates)s AS enough
     FROM (SELECT 1 FROM chunks c WHERE {filters} AND c.tsv @@ {query} LIMIT %(candidates)s) hits
+"""
+
+# The query's words as the index holds them (stemmed, stop words gone), less the common ones.
+_UNCOMMON_WORDS = """
+    SELECT coalesce(string_agg(word, ' '), '')
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS word
+    WHERE (SELECT count(*) FROM (SELECT 1 FROM chunks c
+                                 WHERE c.tenant_id = %(tenant)s
+                                   AND c.tsv @@ plainto_tsquery('simple', word)
+                                 LIMIT %(common)s) hits) < %(common)s
 """
 
 # Chunks matching more of the words, closer together, rank higher. Normalisation 1 divides by
@@ -152,9 +164,19 @@ def search_chunks(
     return conn.execute(query, params, prepare=False).fetchall()
 
 
-def _keyword_query(conn: Connection, filters: sql.Composable, params: dict[str, Any]) -> sql.SQL:
-    """All of the query's words when enough chunks have them all, else any of them."""
+def _keyword_query(conn: Connection, filters: sql.Composable, params: dict[str, Any]) -> sql.Composable:
+    """A tsquery: all of the query's words when enough chunks have them all, else any of its
+    uncommon words; when every word is common, all of them again (the few chunks that have them)."""
+    cursor = conn.cursor(row_factory=scalar_row)
     all_words = sql.SQL(_ALL_WORDS)
     check = sql.SQL(_ENOUGH_WITH_ALL_WORDS).format(filters=filters, query=all_words)
-    enough = conn.cursor(row_factory=scalar_row).execute(check, params, prepare=False).fetchone()
-    return all_words if enough else sql.SQL(_ANY_WORD)
+    if cursor.execute(check, params, prepare=False).fetchone():
+        return all_words
+    uncommon = cursor.execute(_UNCOMMON_WORDS, {**params, "common": COMMON_WORD_CHUNKS}, prepare=False)
+    words = uncommon.fetchone()
+    if not words:
+        return all_words
+    # The words were made by Postgres from the query and go back as a bound literal.
+    return sql.SQL("replace(plainto_tsquery('simple', {})::text, ' & ', ' | ')::tsquery").format(
+        sql.Literal(words)
+    )

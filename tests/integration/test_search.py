@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
-from tests.helpers import ChuteClient
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
+
+from infra.stack import Stack
+from shared.pipeline.elements import Chunk
+from shared.repositories.chunks import COMMON_WORD_CHUNKS, replace_chunks
+from tests.helpers import ChuteClient, create_key
 
 DOCS = {
     "bees.txt": "Honey bees communicate the direction of flowers with a waggle dance inside the hive.",
@@ -67,3 +76,37 @@ def test_keyword_search_matches_all_words_else_any(client: ChuteClient, library:
 
     assert [h["document_id"] for h in together] == [library["bees.txt"]]
     assert {h["document_id"] for h in apart} == {library["volcano.txt"], library["tax.txt"]}
+
+
+def test_keyword_search_ignores_words_too_common_to_tell_chunks_apart(stack: Stack) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    key = create_key(stack, tenant)
+    texts = [
+        f"Routine maintenance report number {i} for the pumping station." for i in range(COMMON_WORD_CHUNKS)
+    ]
+    texts[7] = texts[7].replace("Routine", "Impeller cavitation found during routine")
+    texts[99] = texts[99].replace("Routine", "Impeller replaced after routine")
+    _index_directly(stack, tenant, texts)  # as many chunks as the pipeline would make of a long manual
+
+    with ChuteClient(f"http://127.0.0.1:{stack.ports.api}", key) as client:
+        # No chunk has all three words; "maintenance" and "report" are in every chunk.
+        hits = client.search("impeller maintenance report", mode="keyword", k=10)
+
+    assert sorted(h["ordinal"] for h in hits) == [7, 99]
+
+
+def _index_directly(stack: Stack, tenant: str, texts: list[str]) -> None:
+    """An indexed document with these chunks, written the way the worker writes them."""
+    document_id = uuid.uuid4()
+    vectors = np.random.default_rng(3).standard_normal((len(texts), 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with psycopg.connect(stack.database_url) as conn:
+        register_vector(conn)
+        conn.execute(
+            "INSERT INTO documents (id, tenant_id, filename, file_type, content_type, object_key, status,"
+            " chunking, chunk_count, indexed_at)"
+            " VALUES (%s, %s, 'manual.txt', 'txt', 'text/plain', %s, 'indexed', %s, %s, now())",
+            (document_id, tenant, f"{tenant}/{document_id}", Jsonb({}), len(texts)),
+        )
+        chunks = [Chunk(ordinal=i, text=text, page=None, metadata={}) for i, text in enumerate(texts)]
+        replace_chunks(conn, document_id, tenant, chunks, vectors)  # type: ignore[arg-type]
