@@ -66,9 +66,6 @@ def run(ctx: Context) -> Result:
             presigned = http.post("/v1/uploads", json={"filename": "status.txt", "size": 10})
             presigned.raise_for_status()
             document_id = presigned.json()["document_id"]
-            # The API loads its query model in a background thread at start; a search waits for it,
-            # so the load is not measured against the model load.
-            http.post("/v1/search", json={"query": "warm-up", "k": 1}, timeout=300).raise_for_status()
         endpoints = {
             "/health": ("GET", "/health", None),
             "status": ("GET", f"/v1/documents/{document_id}", None),

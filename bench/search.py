@@ -248,7 +248,6 @@ def _through_api(ctx: Context, tenant: str, texts: list[str]) -> list[float]:
             base_url=services.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
         ) as http,
     ):
-        http.post("/v1/search", json={"query": "warm up", "k": K}).raise_for_status()  # loads the model
         for text in texts:
             started = time.perf_counter()
             http.post("/v1/search", json={"query": text, "k": K, "mode": "hybrid"}).raise_for_status()

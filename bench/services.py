@@ -28,6 +28,7 @@ class Services:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._stack: Stack | None = None
+        self._warm_up_key: str | None = None
 
     @property
     def stack(self) -> Stack:
@@ -65,9 +66,19 @@ class Services:
 
     @contextmanager
     def api(self, env: dict[str, str] | None = None) -> Iterator[psutil.Process]:
-        """The Chute API running with `env` added; yields its process for memory sampling."""
+        """The Chute API running with `env` added, its query model loaded; yields its process for memory
+        sampling. (The API loads the model in a background thread at start; a search waits for it, so
+        no benchmark measures that load.)"""
         self.stack.start_api(env=env)
         try:
+            if self._warm_up_key is None:
+                self._warm_up_key = self.create_key()[1]
+            httpx.post(
+                f"{self.api_url}/v1/search",
+                json={"query": "warm-up", "k": 1},
+                headers={"Authorization": f"Bearer {self._warm_up_key}"},
+                timeout=300,
+            ).raise_for_status()
             yield psutil.Process(self.stack.processes["api"].pid)
         finally:
             self.stack.stop("api")
