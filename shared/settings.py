@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -66,8 +67,8 @@ class Settings(BaseSettings):
     openai_max_retries: int = 4
     # Send `dimensions` with each request (OpenAI's text-embedding-3 models can shorten vectors).
     openai_send_dimensions: bool = False
-    # Threads of the local model, whatever its runtime (None: the process's cores divided by
-    # CHUTE_WORKER_CONCURRENCY, so a worker's processes do not fight over them).
+    # Threads of the local model, whatever its runtime (None: the process's cores divided by the
+    # worker's processes, so they do not fight over them).
     torch_threads: int | None = None
     # Which runtime runs the local model: auto (torch-bf16 where the CPU has AMX, else onnx), torch,
     # torch-bf16, onnx or onnx-int8. bench/results/REPORT.md compares their speed and quality.
@@ -82,7 +83,9 @@ class Settings(BaseSettings):
     lease_seconds: int = 300
     max_attempts: int = 3
     work_dir: Path | None = None
-    worker_concurrency: int = 1
+    # Processes per worker (None: one per core the process may use, as Celery's own default). The
+    # local model runs faster as one one-thread process per core than as one process with them all.
+    worker_concurrency: int | None = None
     # Each worker serves Prometheus metrics here (0 turns it off).
     worker_metrics_port: int = 9101
     worker_metrics_host: str = "127.0.0.1"
@@ -112,6 +115,10 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = 10.0
     db_pool_size: int = 10
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+    def worker_processes(self) -> int:
+        """`worker_concurrency`, else the cores this process may use."""
+        return self.worker_concurrency or len(os.sched_getaffinity(0)) or 1
 
 
 @lru_cache

@@ -193,7 +193,9 @@ def test_app_commands(services: dict[str, dict[str, Any]]) -> None:
     assert api[api.index("--port") + 1] == "8000"
     worker = as_words(services["worker"]["command"])
     assert worker[:4] == ["celery", "-A", "worker.celery_app", "worker"]
-    assert "--concurrency=1" in worker
+    # Set as a setting, not a flag: the model's threads are the cores shared out among the processes.
+    assert not any(word.startswith("--concurrency") for word in worker)
+    assert services["worker"]["environment"]["CHUTE_WORKER_CONCURRENCY"] == "1"
     assert as_words(services["migrate"]["command"]) == ["chute", "migrate"]
     assert as_words(services["reconciler"]["command"]) == ["python", "-m", "worker.reconciler"]
     assert "8000:8000" in [str(port) for port in services["api"]["ports"]]
