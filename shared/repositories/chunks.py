@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from psycopg import sql
-from psycopg.rows import scalar_row
+from psycopg.rows import scalar_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from shared.db import Connection
@@ -76,38 +76,42 @@ _VECTOR = """
     LIMIT %(candidates)s
 """
 
-# The keyword half matches chunks with all of the query's words. When fewer than the candidates
-# wanted have them all, it matches chunks with any of its words that are not common: a word found in
-# COMMON_WORD_CHUNKS or more of the tenant's chunks tells little about any of them (it would weigh
-# next to nothing in BM25), and ranking reads every matching chunk: with the common words of a
-# sentence, that was most of a tenant's chunks. A small tenant has no common words.
+# The keyword half ranks the chunks that have all of the query's words when there are enough of
+# them; else those with any of its uncommon words; else, every word being common, any of its words.
+# A word found in COMMON_WORD_CHUNKS or more of the chunks searched tells little about any of them
+# (BM25 would weigh it next to nothing), and ranking reads every matching chunk: with the common
+# words of a sentence, that was most of a tenant's chunks (1.8 s at 100k). Whatever the path, at
+# most RANKED_MATCHES_MAX matches are ranked: a query of only common words ranks the first found.
 COMMON_WORD_CHUNKS = 1000
+RANKED_MATCHES_MAX = 5000
 
 _ALL_WORDS = "plainto_tsquery('english', %(text)s)"
+_ANY_OF_WORDS = "replace(plainto_tsquery('simple', %(words)s)::text, ' & ', ' | ')::tsquery"
 
 _ENOUGH_WITH_ALL_WORDS = """
-    SELECT count(*) >= %(candidates)s AS enough
-    FROM (SELECT 1 FROM chunks c WHERE {filters} AND c.tsv @@ {query} LIMIT %(candidates)s) hits
+    SELECT count(*) >= %(candidates)s
+    FROM (SELECT 1 FROM chunks c WHERE {filters} AND c.tsv @@ {all_words} LIMIT %(candidates)s) hits
 """
 
-# The query's words as the index holds them (stemmed, stop words gone), less the common ones.
-_UNCOMMON_WORDS = """
-    SELECT coalesce(string_agg(word, ' '), '')
+# The query's words as the index holds them (stemmed, stop words gone), each with the number of
+# chunks searched that have it, counted up to COMMON_WORD_CHUNKS.
+_WORDS = """
+    SELECT word,
+           (SELECT count(*) FROM (SELECT 1 FROM chunks c
+                                  WHERE {filters} AND c.tsv @@ plainto_tsquery('simple', word)
+                                  LIMIT %(common)s) hits) AS found
     FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS word
-    WHERE (SELECT count(*) FROM (SELECT 1 FROM chunks c
-                                 WHERE c.tenant_id = %(tenant)s
-                                   AND c.tsv @@ plainto_tsquery('simple', word)
-                                 LIMIT %(common)s) hits) < %(common)s
 """
 
 # Chunks matching more of the words, closer together, rank higher. Normalisation 1 divides by
 # 1 + log(length), so a long chunk does not win by sheer size.
 _KEYWORD = """
-    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id) AS rank,
-           ts_rank_cd(c.tsv, q.query, 1) AS score
-    FROM chunks c, (SELECT {query} AS query) q
-    WHERE {filters} AND c.tsv @@ q.query
-    ORDER BY ts_rank_cd(c.tsv, q.query, 1) DESC, c.id
+    SELECT m.id, row_number() OVER (ORDER BY m.score DESC, m.id) AS rank, m.score
+    FROM (SELECT c.id, ts_rank_cd(c.tsv, q.query, 1) AS score
+          FROM chunks c, (SELECT {query} AS query) q
+          WHERE {filters} AND c.tsv @@ q.query
+          LIMIT %(ranked_max)s) m
+    ORDER BY m.score DESC, m.id
     LIMIT %(candidates)s
 """
 
@@ -140,11 +144,13 @@ def search_chunks(
         "document_ids": list(document_ids or []),
         "metadata": Jsonb(metadata or {}),
         "rrf_k": RRF_K,
+        "ranked_max": RANKED_MATCHES_MAX,
+        "common": COMMON_WORD_CHUNKS,
     }
     if mode == "vector":
         hits = sql.SQL(_VECTOR).format(filters=filters)
     else:
-        keyword = _keyword_query(conn, filters, params)
+        keyword, params["words"] = _keyword_query(conn, filters, params)
         hits = sql.SQL(_KEYWORD).format(filters=filters, query=keyword)
     if mode == "hybrid":
         hits = sql.SQL(
@@ -164,19 +170,15 @@ def search_chunks(
     return conn.execute(query, params, prepare=False).fetchall()
 
 
-def _keyword_query(conn: Connection, filters: sql.Composable, params: dict[str, Any]) -> sql.Composable:
-    """A tsquery: all of the query's words when enough chunks have them all, else any of its
-    uncommon words; when every word is common, all of them again (the few chunks that have them)."""
-    cursor = conn.cursor(row_factory=scalar_row)
+def _keyword_query(
+    conn: Connection, filters: sql.Composable, params: dict[str, Any]
+) -> tuple[sql.Composable, str | None]:
+    """The keyword half's tsquery, and the words it matches any of (None: all the query's words)."""
     all_words = sql.SQL(_ALL_WORDS)
-    check = sql.SQL(_ENOUGH_WITH_ALL_WORDS).format(filters=filters, query=all_words)
-    if cursor.execute(check, params, prepare=False).fetchone():
-        return all_words
-    uncommon = cursor.execute(_UNCOMMON_WORDS, {**params, "common": COMMON_WORD_CHUNKS}, prepare=False)
-    words = uncommon.fetchone()
-    if not words:
-        return all_words
-    # The words were made by Postgres from the query and go back as a bound literal.
-    return sql.SQL("replace(plainto_tsquery('simple', {})::text, ' & ', ' | ')::tsquery").format(
-        sql.Literal(words)
-    )
+    enough = sql.SQL(_ENOUGH_WITH_ALL_WORDS).format(filters=filters, all_words=all_words)
+    if conn.cursor(row_factory=scalar_row).execute(enough, params, prepare=False).fetchone():
+        return all_words, None
+    words_query = sql.SQL(_WORDS).format(filters=filters)
+    words = conn.cursor(row_factory=tuple_row).execute(words_query, params, prepare=False).fetchall()
+    uncommon = [word for word, found in words if 0 < found < COMMON_WORD_CHUNKS]
+    return sql.SQL(_ANY_OF_WORDS), " ".join(uncommon or [word for word, _ in words])

@@ -78,6 +78,19 @@ def test_keyword_search_matches_all_words_else_any(client: ChuteClient, library:
     assert {h["document_id"] for h in apart} == {library["volcano.txt"], library["tax.txt"]}
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_search_takes_any_text(client: ChuteClient, library: dict[str, str], mode: str) -> None:
+    for query in [
+        "see example.com/a%20b?x=1&y=%s",
+        "'lava' & !bees | :* <->",
+        "the of and",
+        "%",
+        "ünïcödé 数据",
+    ]:
+        answer = client.http.post("/v1/search", json={"query": query, "mode": mode, "k": 3})
+        assert answer.status_code == 200, (query, answer.text)
+
+
 def test_keyword_search_ignores_words_too_common_to_tell_chunks_apart(stack: Stack) -> None:
     tenant = f"t-{uuid.uuid4().hex[:12]}"
     key = create_key(stack, tenant)
@@ -91,8 +104,11 @@ def test_keyword_search_ignores_words_too_common_to_tell_chunks_apart(stack: Sta
     with ChuteClient(f"http://127.0.0.1:{stack.ports.api}", key) as client:
         # No chunk has all three words; "maintenance" and "report" are in every chunk.
         hits = client.search("impeller maintenance report", mode="keyword", k=10)
+        # Every word that is in any chunk is common: chunks with any of them still come back.
+        common_only = client.search("maintenance zeppelin station", mode="keyword", k=3)
 
     assert sorted(h["ordinal"] for h in hits) == [7, 99]
+    assert len(common_only) == 3
 
 
 def _index_directly(stack: Stack, tenant: str, texts: list[str]) -> None:
