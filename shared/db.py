@@ -11,7 +11,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from shared.errors import AppError
 from shared.settings import Settings
@@ -44,6 +44,11 @@ def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = N
     return pool
 
 
+# How long a read waits for a connection before the API answers 503 (Postgres down, or the pool
+# busy): a client polling a status would rather retry than hang.
+READ_WAIT_SECONDS = 5.0
+
+
 async def open_read_pool(settings: Settings, *, max_size: int | None = None) -> ReadPool:
     """A pool of autocommit connections for the API's hot single-statement reads (a document's status,
     an API key), served on the event loop: one round trip each, no thread hand-off."""
@@ -52,6 +57,7 @@ async def open_read_pool(settings: Settings, *, max_size: int | None = None) -> 
         min_size=1,
         max_size=max_size or settings.db_pool_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
+        timeout=READ_WAIT_SECONDS,
         open=False,
         name="chute-reads",
     )
@@ -64,13 +70,18 @@ async def read_one(pool: ReadPool, query: str, params: tuple[Any, ...]) -> dict[
 
     Connections are not checked before use (that would double the round trips). One that died idle
     in the pool, as all do when Postgres restarts, fails here: the pool then drops every dead one and
-    the read is tried once more.
+    the read is tried once more. No connection in time (PoolTimeout) is not retried.
     """
     try:
-        async with pool.connection() as conn:
-            return await (await conn.execute(query, params)).fetchone()
+        return await _read_one(pool, query, params)
+    except PoolTimeout:
+        raise
     except psycopg.OperationalError:
         await pool.check()
+    return await _read_one(pool, query, params)
+
+
+async def _read_one(pool: ReadPool, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
     async with pool.connection() as conn:
         return await (await conn.execute(query, params)).fetchone()
 

@@ -119,6 +119,9 @@ def test_postgres_restart_ready_answers_503_and_everything_recovers(
         assert ready.json()["checks"]["postgres"].startswith("down"), ready.json()
         assert "postgres" in ready.json()["detail"]
         assert ready.json()["checks"]["redis"] == "ok"
+        # A status read made during the outage answers 503, not 500.
+        status = client.http.get(f"/v1/documents/{next(iter(documents))}")
+        assert status.status_code == 503 and status.json()["error"] == "unavailable", status.text
 
         # A request made during the outage waits for the pool (or answers 503), never 500.
         answers: list[httpx.Response] = []
