@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -83,9 +82,10 @@ class Settings(BaseSettings):
     lease_seconds: int = 300
     max_attempts: int = 3
     work_dir: Path | None = None
-    # Processes per worker (None: one per core the process may use, as Celery's own default). The
-    # local model runs faster as one one-thread process per core than as one process with them all.
-    worker_concurrency: int | None = None
+    # Processes per worker. With the local model, one per core is fastest (bench/results/REPORT.md),
+    # but each loads its own model and extracts on its own: memory grows with them, so the default
+    # stays one (os.cpu_count() would also ignore a container's CPU quota).
+    worker_concurrency: int = 1
     # Each worker serves Prometheus metrics here (0 turns it off).
     worker_metrics_port: int = 9101
     worker_metrics_host: str = "127.0.0.1"
@@ -115,10 +115,6 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = 10.0
     db_pool_size: int = 10
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
-
-    def worker_processes(self) -> int:
-        """`worker_concurrency`, else the cores this process may use."""
-        return self.worker_concurrency or len(os.sched_getaffinity(0)) or 1
 
 
 @lru_cache

@@ -19,7 +19,7 @@ from shared.settings import get_settings
 
 configure_logging()
 app = make_celery(get_settings())
-app.conf.worker_concurrency = get_settings().worker_processes()
+app.conf.worker_concurrency = get_settings().worker_concurrency
 app.conf.include = ["worker.tasks"]
 
 

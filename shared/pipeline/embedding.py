@@ -88,7 +88,7 @@ def _threads(settings: Settings) -> int:
     """`CHUTE_TORCH_THREADS`, else the cores shared out among the worker's processes: the model runs
     faster as two one-thread processes than as one two-thread process (bench/results/REPORT.md)."""
     cores = len(os.sched_getaffinity(0)) or 1
-    return settings.torch_threads or max(1, cores // settings.worker_processes())
+    return settings.torch_threads or max(1, cores // settings.worker_concurrency)
 
 
 def _check_dimensions(made: int, settings: Settings) -> None:
