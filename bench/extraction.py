@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from pdfminer.high_level import extract_text
+
 from bench.common import REPO, Context, Figure, Result, Table
 from bench.corpus import generate
 from bench.report import grouped_bar_chart
@@ -32,10 +34,10 @@ def run(ctx: Context) -> Result:
     generated = generate(
         ctx.work / "pdfs", documents=2 if ctx.smoke else 12, max_pages=5 if ctx.smoke else 200, types=["pdf"]
     )
-    sets = {
-        "generated": [f.path for f in generated],
-        "real corpus": [REAL_CORPUS / name for name in REAL_PDFS if (REAL_CORPUS / name).exists()],
-    }
+    sets = {"generated": [f.path for f in generated]}
+    real = [REAL_CORPUS / name for name in REAL_PDFS if (REAL_CORPUS / name).exists()]
+    if real:  # the corpus beside the repository (../shared/corpus), where there is one
+        sets["real corpus"] = real
     extractors = {"pypdfium2": _pdfium_text, "pdfminer.six": _pdfminer_text}
     rows = []
     rates: dict[str, dict[str, float]] = {name: {} for name in extractors}
@@ -92,8 +94,6 @@ def _pdfium_text(path: Path) -> str:
 
 
 def _pdfminer_text(path: Path) -> str:
-    from pdfminer.high_level import extract_text
-
     return str(extract_text(str(path)))
 
 

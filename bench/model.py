@@ -226,15 +226,20 @@ def _rate_with_threads(runtime: Runtime, texts: list[str], threads: int) -> floa
 def _rate_one_process_per_core(runtime: Runtime, texts: list[str], cores: int) -> float:
     """Chunks/s of `cores` one-thread processes, each embedding `texts`, started together."""
     context = multiprocessing.get_context("spawn")
-    start, times = context.Barrier(cores), context.Queue()
+    start, times = context.Barrier(cores, timeout=300), context.Queue()
     processes = [
-        context.Process(target=_timed_embed, args=(runtime, texts, start, times)) for _ in range(cores)
+        context.Process(target=_timed_embed, args=(runtime, texts, start, times), daemon=True)
+        for _ in range(cores)
     ]
     for process in processes:
         process.start()
-    seconds = [times.get(timeout=600) for _ in processes]
-    for process in processes:
-        process.join()
+    try:
+        seconds = [times.get(timeout=600) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
     return cores * len(texts) / max(seconds)
 
 

@@ -90,7 +90,7 @@ _ANY_OF_WORDS = "replace(plainto_tsquery('simple', %(words)s)::text, ' & ', ' | 
 
 _ENOUGH_WITH_ALL_WORDS = """
     SELECT count(*) >= %(candidates)s
-    FROM (SELECT 1 FROM chunks c WHERE {filters} AND c.tsv @@ {all_words} LIMIT %(candidates)s) hits
+    FROM (SELECT 1 FROM chunks c WHERE {filters} AND c.tsv @@ {query} LIMIT %(candidates)s) hits
 """
 
 # The query's words as the index holds them (stemmed, stop words gone), each with the number of
@@ -175,7 +175,7 @@ def _keyword_query(
 ) -> tuple[sql.Composable, str | None]:
     """The keyword half's tsquery, and the words it matches any of (None: all the query's words)."""
     all_words = sql.SQL(_ALL_WORDS)
-    enough = sql.SQL(_ENOUGH_WITH_ALL_WORDS).format(filters=filters, all_words=all_words)
+    enough = sql.SQL(_ENOUGH_WITH_ALL_WORDS).format(filters=filters, query=all_words)
     if conn.cursor(row_factory=scalar_row).execute(enough, params, prepare=False).fetchone():
         return all_words, None
     words_query = sql.SQL(_WORDS).format(filters=filters)
