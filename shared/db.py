@@ -58,6 +58,10 @@ async def open_read_pool(settings: Settings, *, max_size: int | None = None) -> 
         max_size=max_size or settings.db_pool_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
         timeout=READ_WAIT_SECONDS,
+        # While Postgres is down the pool retries connecting with a delay that doubles each time; a
+        # short give-up keeps that delay from outliving the outage, so the first read after it
+        # connects at once instead of answering 503 until the next retry.
+        reconnect_timeout=READ_WAIT_SECONDS / 2,
         open=False,
         name="chute-reads",
     )
