@@ -26,9 +26,9 @@ import redis
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import SoftTimeLimitExceeded
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from shared.db import transaction
+from shared.db import open_pool, transaction
 from shared.errors import DocumentFailed
 from shared.events import publish_change
 from shared.metrics import DOCUMENT_FAILURES, STEP_SECONDS
@@ -49,7 +49,7 @@ PROGRESS = {"downloading": 0, "extracting": 10, "chunking": 30, "embedding": 35,
 EMBED_BATCH_TEXTS = 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WorkerContext:
     """What a worker process holds for its whole life: made once after fork."""
 
@@ -57,6 +57,19 @@ class WorkerContext:
     pool: ConnectionPool
     storage: Storage
     redis: redis.Redis
+
+    def recover_pool(self, error: psycopg.OperationalError) -> None:
+        """After a database error: drop the broken connections now, so the next delivery gets a
+        fresh one. A pool that could not hand out any connection for its whole timeout is replaced:
+        in one clean-clone run a worker's pool never recovered from a Postgres restart, every claim
+        timing out for ten minutes after the server was back (compare psycopg/psycopg#1315)."""
+        if not isinstance(error, PoolTimeout):
+            self.pool.check()
+            return
+        log.warning("worker.pool.replaced", error=str(error))
+        stale = self.pool
+        self.pool = open_pool(self.settings, min_size=stale.min_size, max_size=stale.max_size)
+        stale.close(timeout=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +94,7 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
             held = row is None and documents.lease_is_live(conn, document_id)
     except psycopg.OperationalError as error:  # still `queued`: the reconciler sends it again
         log.warning("ingest.claim.unavailable", document_id=str(document_id), error=str(error))
-        ctx.pool.check()  # drop broken connections now, so the next delivery gets a fresh one
+        ctx.recover_pool(error)
         return Outcome("released")
     if row is None:
         # Held: another worker is on it; should that worker die, its lease runs out and the
@@ -258,6 +271,8 @@ class _Run:
     def release(self, error: Exception) -> Outcome:
         """Storage or the database failed: hand the document back to the queue for a later attempt."""
         log.warning("ingest.released", document_id=str(self.document_id), error=str(error))
+        if isinstance(error, psycopg.OperationalError):
+            self.ctx.recover_pool(error)  # the heartbeat has stopped: nothing else uses the pool
         try:
             with transaction(self.ctx.pool) as conn:
                 documents.release_for_retry(conn, self.document_id, self.attempt)

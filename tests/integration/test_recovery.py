@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+import redis
+from psycopg_pool import ConnectionPool
 
 from infra.stack import Stack
+from shared.pipeline.ingest import WorkerContext, ingest_document
+from shared.settings import Settings
+from shared.storage import Storage
 from tests.conftest import EVENTS_TOKEN
 from tests.helpers import ChuteClient
 
@@ -142,3 +148,29 @@ def test_a_waiting_upload_is_left_alone_until_its_object_arrives(client: ChuteCl
     presigned = client.presign("patient.txt", len(TEXT)).json()
     time.sleep(6)  # several reconciler runs
     assert client.document(presigned["document_id"])["status"] == "awaiting_upload"
+
+
+def test_a_worker_pool_that_hands_out_no_connection_is_replaced(stack: Stack) -> None:
+    settings = Settings(database_url=stack.database_url, redis_url=stack.env["CHUTE_REDIS_URL"])
+    stuck: ConnectionPool = ConnectionPool(
+        stack.database_url, min_size=0, max_size=1, timeout=0.5, open=False
+    )
+    stuck.open()
+    held = stuck.getconn()  # its only connection, never given back: no delivery can get one
+    ctx = WorkerContext(
+        settings=settings,
+        pool=stuck,
+        storage=Storage(settings),
+        redis=redis.Redis.from_url(settings.redis_url),
+    )
+    try:
+        first = ingest_document(ctx, uuid.uuid4())
+        second = ingest_document(ctx, uuid.uuid4())
+    finally:
+        stuck.putconn(held)
+        stuck.close()
+        ctx.pool.close()
+
+    assert first.status == "released"
+    assert ctx.pool is not stuck
+    assert second.status == "skipped"  # no such document: the new pool reached the database
