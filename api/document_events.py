@@ -12,11 +12,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import redis.asyncio
-from starlette.concurrency import run_in_threadpool
 
 from api.schemas import DocumentOut
 from api.state import AppState
-from shared.db import transaction
 from shared.events import channel_for
 from shared.repositories import documents
 
@@ -25,9 +23,8 @@ POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
 
 
-def _read(state: AppState, tenant: str, document_id: uuid.UUID) -> DocumentOut | None:
-    with transaction(state.pool) as conn:
-        row = documents.get_document(conn, tenant, document_id)
+async def _read(state: AppState, tenant: str, document_id: uuid.UUID) -> DocumentOut | None:
+    row = await documents.read_document(state.reads, tenant, document_id)
     return DocumentOut.from_row(row) if row else None
 
 
@@ -47,7 +44,7 @@ async def document_events(
         shown: tuple[object, ...] | None = None
         quiet_since = time.monotonic()
         while True:
-            document = await run_in_threadpool(_read, state, tenant, document_id)
+            document = await _read(state, tenant, document_id)
             if document is None:
                 yield "event: deleted\ndata: {}\n\n"
                 return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -14,6 +14,7 @@ from api.deps import State, Tenant
 from api.proxied_upload import stream_form_to_bucket
 from api.queueing import enqueue, queued_answer
 from api.schemas import ChunkListOut, ChunkOut, DocumentListOut, DocumentOut, QueuedOut
+from api.state import AppState
 from shared.db import transaction
 from shared.errors import AppError, NotFound
 from shared.repositories import documents as document_rows
@@ -66,12 +67,17 @@ async def upload_document(request: Request, tenant: Tenant, state: State) -> Que
     return queued_answer(completion.document)
 
 
-@router.get("/{document_id}")
-async def get_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
+async def _read_document(state: AppState, tenant: str, document_id: uuid.UUID) -> dict[str, Any]:
+    """The document row, read on the event loop (the status clients poll), or 404."""
     row = await document_rows.read_document(state.reads, tenant, document_id)
     if row is None:
         raise NotFound("No such document.")
-    return DocumentOut.from_row(row)
+    return row
+
+
+@router.get("/{document_id}")
+async def get_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
+    return DocumentOut.from_row(await _read_document(state, tenant, document_id))
 
 
 @router.get("")
@@ -94,10 +100,9 @@ def list_documents(
         200: {"content": {"text/event-stream": {}}, "description": "`status` events until a final state"}
     },
 )
-def document_events(document_id: uuid.UUID, tenant: Tenant, state: State) -> StreamingResponse:
+async def document_events(document_id: uuid.UUID, tenant: Tenant, state: State) -> StreamingResponse:
     """Server-Sent Events: one `status` event (the document JSON) per change; ends after a final state."""
-    with transaction(state.pool) as conn:
-        documents.get_document(conn, tenant, document_id)  # 404 before the stream starts
+    await _read_document(state, tenant, document_id)  # 404 before the stream starts
     return StreamingResponse(
         events.document_events(state, state.redis, tenant, document_id),
         media_type="text/event-stream",
