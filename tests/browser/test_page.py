@@ -165,7 +165,7 @@ def test_cancel_stops_a_multipart_upload_and_aborts_it(
     while len(held) < 2 and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert len(held) == 2, "the later parts were not sent in parallel"
-    assert upload_id in Bucket(stack.env["CHUTE_S3_ENDPOINT_URL"]).open_upload_ids()
+    assert upload_id in Bucket(stack.env).open_upload_ids()
     expect(page.locator('#documents tbody tr[data-status="awaiting_upload"]')).to_have_count(1)
     chute_page.screenshot("04-uploading-in-parts")
 
@@ -177,7 +177,7 @@ def test_cancel_stops_a_multipart_upload_and_aborts_it(
     page.wait_for_timeout(500)
     assert len(failed) == 2, f"in-flight part uploads were not stopped: {failed}"
     assert client.document(row.get_attribute("data-document-id") or "")["status"] == "cancelled"
-    assert upload_id not in Bucket(stack.env["CHUTE_S3_ENDPOINT_URL"]).open_upload_ids()
+    assert upload_id not in Bucket(stack.env).open_upload_ids()
     chute_page.screenshot("05-cancelled")
     page.unroute(f"{chute_page.bucket_url}/**")
 
