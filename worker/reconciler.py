@@ -15,22 +15,20 @@ import kombu.exceptions
 import psycopg
 import redis
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.db import open_pool
 from shared.logging import configure_logging
 from shared.queue import make_celery, send_ingest
 from shared.services.reconcile import reconcile
 from shared.settings import get_settings
-from shared.storage import Storage
+from shared.storage import Storage, StorageError
 
 log = structlog.get_logger("chute.reconcile")
 
 UNAVAILABLE = (
     psycopg.OperationalError,
     redis.RedisError,
-    BotoCoreError,
-    ClientError,
+    StorageError,
     kombu.exceptions.OperationalError,
 )
 

@@ -138,7 +138,7 @@ def cancel_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> Doc
 @router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED)
 def reindex_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> QueuedOut:
     with transaction(state.pool) as conn:
-        row = documents.reindex_document(conn, state.storage, tenant, document_id)
+        row = documents.reindex_document(conn, state.storage, state.settings, tenant, document_id)
     enqueue(state, row)
     return queued_answer(row)
 

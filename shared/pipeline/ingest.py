@@ -24,7 +24,6 @@ import numpy as np
 import psycopg
 import redis
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import SoftTimeLimitExceeded
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -40,7 +39,7 @@ from shared.pipeline.isolation import run_isolated
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
 from shared.settings import Settings
-from shared.storage import Storage
+from shared.storage import ObjectChanged, ObjectMissing, Storage, StorageError
 
 log = structlog.get_logger("chute.ingest")
 
@@ -123,12 +122,17 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
     except SoftTimeLimitExceeded:
         run.fail("timeout", f"Processing took longer than {settings.task_soft_time_limit} s and was stopped.")
         return Outcome("failed")
-    except (BotoCoreError, psycopg.OperationalError) as error:
-        return run.release(error)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            run.fail("upload_not_found", "The uploaded object is no longer in the bucket; upload it again.")
-            return Outcome("failed")
+    except ObjectMissing:
+        run.fail("upload_not_found", "The uploaded object is no longer in the bucket; upload it again.")
+        return Outcome("failed")
+    except ObjectChanged:
+        run.fail(
+            "object_changed",
+            "The object in the bucket was replaced after it was checked; it was not indexed. "
+            "Upload it again, or reindex the document to check the new object.",
+        )
+        return Outcome("failed")
+    except (StorageError, psycopg.OperationalError) as error:
         return run.release(error)
     except Exception as error:
         log.exception("ingest.error", document_id=str(document_id))
@@ -144,7 +148,7 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
         path = Path(folder) / f"document.{row['file_type']}"
         run.step("downloading")
         with run.timed("download"):
-            ctx.storage.download(row["object_key"], path)
+            ctx.storage.download(row["object_key"], row["etag"], path)
 
         run.step("extracting")
         with run.timed("extract"):

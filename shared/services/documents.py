@@ -9,10 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.db import Connection
-from shared.errors import AppError, Conflict, NotFound
+from shared.errors import AppError, Conflict, DocumentFailed, NotFound
 from shared.queue import task_id_for
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
+from shared.services.uploads import check_object
+from shared.settings import Settings
 from shared.storage import Storage
 
 Row = dict[str, Any]
@@ -81,8 +83,12 @@ def cancel_document(conn: Connection, storage: Storage, tenant_id: str, document
     return cancelled
 
 
-def reindex_document(conn: Connection, storage: Storage, tenant_id: str, document_id: uuid.UUID) -> Row:
-    """Queue a finished document again from its stored object. The caller sends the task after commit."""
+def reindex_document(
+    conn: Connection, storage: Storage, settings: Settings, tenant_id: str, document_id: uuid.UUID
+) -> Row:
+    """Queue a finished document again from its stored object, checked first as `complete` checks it
+    (a document cancelled before its upload was completed never had its object checked, and an object
+    can change in the bucket). The caller sends the task after commit."""
     row = get_document(conn, tenant_id, document_id, lock=True)
     if row["status"] not in ("indexed", "failed", "cancelled"):
         raise Conflict(
@@ -94,6 +100,12 @@ def reindex_document(conn: Connection, storage: Storage, tenant_id: str, documen
         raise Conflict(
             "The document's object is no longer in the bucket; upload it again.", code="upload_not_found"
         )
+    try:
+        check_object(storage, settings, row, info)
+    except DocumentFailed as failure:
+        raise AppError(
+            f"The stored object cannot be indexed: {failure.message}", code=failure.code, status=422
+        ) from failure
     task_id = task_id_for(storage.bucket, row["object_key"], info.etag)
     return documents.mark_queued(conn, document_id, size=info.size, etag=info.etag, task_id=task_id)
 

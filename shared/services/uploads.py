@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from shared.db import Connection
 from shared.errors import AppError, Conflict, DocumentFailed, NotFound, PayloadTooLarge, UnsupportedType
 from shared.filetypes import MEDIA_TYPES, file_type_of
@@ -24,7 +22,7 @@ from shared.pipeline.sniff import check_leading_bytes
 from shared.queue import task_id_for
 from shared.repositories import documents
 from shared.settings import Settings
-from shared.storage import PresignedPost, Storage
+from shared.storage import ObjectInfo, PresignedPost, Storage, StorageRefused
 
 Row = dict[str, Any]
 
@@ -134,6 +132,12 @@ def part_size_for(size: int, preferred: int) -> int:
     return max(preferred, -(-needed // MiB) * MiB)
 
 
+def part_sizes(size: int, part_size: int) -> list[int]:
+    """The size of each part of a `size`-byte file cut into `part_size` parts (the last is the rest)."""
+    count = -(-size // part_size)
+    return [part_size] * (count - 1) + [size - part_size * (count - 1)]
+
+
 def presign_upload(
     conn: Connection, storage: Storage, settings: Settings, tenant_id: str, request: UploadRequest
 ) -> PresignedUpload:
@@ -149,7 +153,7 @@ def presign_upload(
     plan = MultipartPlan(
         upload_id=upload_id,
         part_size=part_size,
-        part_urls=storage.presign_parts(row["object_key"], upload_id, -(-size // part_size)),
+        part_urls=storage.presign_parts(row["object_key"], upload_id, part_sizes(size, part_size)),
         expires_at=datetime.now(UTC) + timedelta(seconds=settings.presign_expires_seconds),
     )
     return PresignedUpload(document=row, multipart=plan)
@@ -184,15 +188,25 @@ def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | N
         )
     try:
         storage.complete_multipart(row["object_key"], row["upload_id"], parts)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "NoSuchUpload" and storage.head(row["object_key"]) is not None:
+    except StorageRefused as error:
+        if error.s3_code == "NoSuchUpload" and storage.head(row["object_key"]) is not None:
             return  # assembled by an earlier call whose answer was lost
-        message = error.response.get("Error", {}).get("Message", code)
-        raise Conflict(
-            f"The bucket could not assemble the upload ({code}: {message}); check every part was sent.",
-            code="upload_incomplete",
-        ) from error
+        raise Conflict(f"{error.message} Check every part was sent.", code="upload_incomplete") from error
+
+
+def check_object(storage: Storage, settings: Settings, row: Row, info: ObjectInfo) -> None:
+    """Raise `DocumentFailed` unless the object `info` describes may be indexed as the document `row`:
+    within the size limit, of the declared size, its leading bytes those of the document's type (read
+    pinned to `info.etag`, so the bytes checked are the object's whose ETag is recorded)."""
+    if info.size > settings.max_upload_size:
+        raise DocumentFailed(
+            "too_large", f"The object is {info.size} bytes; the limit is {settings.max_upload_size} bytes."
+        )
+    if row["size"] is not None and info.size != row["size"]:
+        raise DocumentFailed(
+            "size_mismatch", f"The upload declared {row['size']} bytes but the object has {info.size} bytes."
+        )
+    check_leading_bytes(storage.read_head(row["object_key"], info.etag), row["file_type"])
 
 
 def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row: Row) -> Completion:
@@ -208,17 +222,7 @@ def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row
             code="upload_not_found",
         )
     try:
-        if info.size > settings.max_upload_size:
-            raise DocumentFailed(
-                "too_large",
-                f"The object is {info.size} bytes; the limit is {settings.max_upload_size} bytes.",
-            )
-        if row["size"] is not None and info.size != row["size"]:
-            raise DocumentFailed(
-                "size_mismatch",
-                f"The upload declared {row['size']} bytes but the object has {info.size} bytes.",
-            )
-        check_leading_bytes(storage.read_head(row["object_key"]), row["file_type"])
+        check_object(storage, settings, row, info)
     except DocumentFailed as failure:
         failed = documents.mark_failed(conn, row["id"], failure.code, failure.message) or row
         storage.delete(row["object_key"])
