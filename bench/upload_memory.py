@@ -127,7 +127,7 @@ def run(ctx: Context) -> Result:
     result.notes += [
         "Resident memory of the one server process, sampled every 10 ms; growth is peak less the idle "
         "figure taken after a warm-up request. Growth under 1 MB counts as 1 MB in the ratios.",
-        "Presigned: each client presigns, POSTs its file to the bucket (moto's server, another process) "
+        "Presigned: each client presigns, POSTs its file to the bucket (SeaweedFS, another process) "
         "and completes; the API sees only JSON and a HEAD plus an 8 KiB ranged GET of each object. "
         "Proxied: the API streams each form into an S3 multipart upload, holding at most one 8 MiB part "
         "per upload. The lesson's endpoint holds every file whole.",

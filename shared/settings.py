@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/chute"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
-    # S3-compatible bucket: AWS S3, MinIO, or moto's server in development
+    # S3-compatible bucket: SeaweedFS (the local stack), MinIO or AWS S3
     s3_endpoint_url: str | None = None
     # What browsers and clients use to reach the bucket, when it differs from the workers' view.
     s3_public_endpoint_url: str | None = None
