@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from shared.errors import AppError
+from shared.storage import StorageError, StorageRefused, StorageUnavailable
 
 log = structlog.get_logger("chute.api")
 
@@ -59,10 +60,17 @@ def install_dependency_handlers(app: FastAPI) -> None:
         log.warning("api.dependency.down", dependency="postgres", error=str(error))
         return error_response(503, "unavailable", "The database is not answering; try again shortly.")
 
+    async def _storage(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StorageError)
+        log.warning("api.dependency.down", dependency="s3", code=error.s3_code, error=error.message)
+        return error_response(error.status, error.code, error.message)
+
     async def _queue(_: Request, error: Exception) -> JSONResponse:
         log.warning("api.dependency.down", dependency="redis", error=str(error))
         return error_response(503, "unavailable", "The queue is not answering; try again shortly.")
 
+    app.add_exception_handler(StorageUnavailable, _storage)
+    app.add_exception_handler(StorageRefused, _storage)
     app.add_exception_handler(psycopg.OperationalError, _database)
     app.add_exception_handler(psycopg_pool.PoolTimeout, _database)
     app.add_exception_handler(redis.exceptions.ConnectionError, _queue)
