@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from typing import Any
@@ -20,6 +21,9 @@ from tests.conftest import EVENTS_TOKEN
 from tests.helpers import ChuteClient
 
 TEXT = b"Recovery drills: the night shift restarted the pumps after the storm surge.\n"
+# What `complete` records of the object: S3's ETag of a single-part upload is its MD5. A document is
+# queued or processing only with it, and the worker reads the object only under it (If-Match).
+TEXT_ETAG = hashlib.md5(TEXT, usedforsecurity=False).hexdigest()
 
 
 def sql(stack: Stack, statement: str, *params: Any) -> None:
@@ -102,8 +106,9 @@ def test_processing_document_whose_worker_died_is_queued_again(client: ChuteClie
     # As if a worker claimed it and its host vanished: processing, lease long gone, no message.
     sql(
         stack,
-        "UPDATE documents SET status = 'processing', step = 'embedding', attempts = 1,"
+        "UPDATE documents SET status = 'processing', step = 'embedding', attempts = 1, etag = %s,"
         " lease_expires_at = now() - interval '1 minute', task_id = gen_random_uuid() WHERE id = %s",
+        TEXT_ETAG,
         presigned["document_id"],
     )
 
@@ -117,8 +122,9 @@ def test_queued_document_whose_message_was_lost_is_sent_again(client: ChuteClien
     presigned = uploaded(client, "lost message.txt")
     sql(
         stack,
-        "UPDATE documents SET status = 'queued', queued_at = now() - interval '1 hour',"
+        "UPDATE documents SET status = 'queued', queued_at = now() - interval '1 hour', etag = %s,"
         " task_id = gen_random_uuid() WHERE id = %s",
+        TEXT_ETAG,
         presigned["document_id"],
     )
 
