@@ -116,3 +116,16 @@ def test_chute_still_checks_an_object_an_administrator_put_there(client: ChuteCl
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "size_mismatch"
     assert presigned["object_key"] not in bucket.object_keys()
+
+
+def test_reindex_of_a_cancelled_upload_checks_the_object_first(client: ChuteClient, bucket: Bucket) -> None:
+    """Cancelled before `complete`, its object was never checked: reindex checks it as `complete` would."""
+    presigned = client.presign("report.pdf", len(TEXT)).json()
+    assert client.http.post(f"/v1/documents/{presigned['document_id']}/cancel").status_code == 202
+    assert client.post_to_bucket(presigned["upload"], TEXT).status_code == 204  # the form is still valid
+
+    answer = client.http.post(f"/v1/documents/{presigned['document_id']}/reindex")
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "type_mismatch"
+    assert client.document(presigned["document_id"])["status"] == "cancelled"
