@@ -97,7 +97,9 @@ def test_objects_survive_a_restart_and_reindex_reads_them(tmp_path: Path, figure
 
         started = time.monotonic()
         second = start_up(root)
-        figures.recovery(time.monotonic() - started, "make up restarted on existing data")
+        restarted = time.monotonic() - started
+        figures.recovery(restarted, "make up restarted on existing data")
+        print(f"\n[faults] make up stopped with Ctrl-C and started again: API up in {restarted:.1f} s")
         try:
             with second.client(root) as chute:
                 assert chute.document(document["document_id"])["status"] == "indexed"
@@ -133,7 +135,9 @@ def test_a_killed_launcher_takes_its_services_with_it(tmp_path: Path, figures: F
 
         os.killpg(launcher.process.pid, signal.SIGKILL)  # only the launcher: it has a group of its own
         launcher.process.wait()
-        figures.recovery(wait_gone(root, timeout=90), "services gone after their launcher was SIGKILLed")
+        gone = wait_gone(root, timeout=90)
+        figures.recovery(gone, "services gone after their launcher was SIGKILLed")
+        print(f"\n[faults] launcher SIGKILLed: all 6 services gone {gone:.1f} s later")
 
         again = start_up(root)
         with again.client(root) as chute:

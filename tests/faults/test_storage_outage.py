@@ -63,7 +63,12 @@ def test_the_api_answers_503_naming_the_storage_and_loses_nothing(
 
         while client.http.get("/ready").status_code != 200:
             time.sleep(0.1)
-        figures.recovery(time.monotonic() - back, "API ready after the S3 server came back")
+        ready_after = time.monotonic() - back
+        figures.recovery(ready_after, "API ready after the S3 server came back")
+        print(
+            f"\n[faults] S3 down: presign (multipart), complete, reindex, delete answered 503; "
+            f"/ready 200 again {ready_after:.1f} s after the server was started"
+        )
         assert client.post_to_bucket(waiting["upload"], late).status_code == 204
         assert client.complete(waiting["document_id"]).status_code == 202
         assert client.wait(waiting["document_id"])["status"] == "indexed"
@@ -98,7 +103,13 @@ def test_a_worker_that_cannot_download_hands_back_and_indexes_once_s3_is_back(
                 stack.start_s3()
             back = time.monotonic()
             rows = wait_final(stack, ids, timeout=120)
-            figures.recovery(time.monotonic() - back, "handed-back documents indexed after S3 returned")
+            indexed_after = time.monotonic() - back
+            figures.recovery(indexed_after, "handed-back documents indexed after S3 returned")
+            attempts = sorted(row["attempts"] for row in rows.values())
+            print(
+                f"\n[faults] S3 down under the worker's download: {len(ids)} documents handed back, "
+                f"indexed {indexed_after:.1f} s after the server was started; attempts {attempts}"
+            )
     finally:
         if "worker" not in stack.processes:
             start_worker(stack)
