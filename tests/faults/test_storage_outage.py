@@ -58,6 +58,7 @@ def test_the_api_answers_503_naming_the_storage_and_loses_nothing(
             assert client.document(indexed["document_id"])["status"] == "indexed"
             assert client.document(waiting["document_id"])["status"] == "awaiting_upload"
         finally:
+            restarted = time.monotonic()
             stack.start_s3()
         back = time.monotonic()
 
@@ -67,7 +68,7 @@ def test_the_api_answers_503_naming_the_storage_and_loses_nothing(
         figures.recovery(ready_after, "API ready after the S3 server came back")
         print(
             f"\n[faults] S3 down: presign (multipart), complete, reindex, delete answered 503; "
-            f"/ready 200 again {ready_after:.1f} s after the server was started"
+            f"S3 answering {back - restarted:.1f} s after its start, /ready 200 {ready_after:.1f} s later"
         )
         assert client.post_to_bucket(waiting["upload"], late).status_code == 204
         assert client.complete(waiting["document_id"]).status_code == 202
