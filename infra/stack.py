@@ -194,7 +194,7 @@ class Stack:
     # first, and every process reaches the S3 endpoint at that address.
     listen_hosts: tuple[str, ...] = ()
     client_networks: tuple[str, ...] = ()
-    _lock: int | None = None
+    _lock: int | None = field(default=None, init=False, repr=False)  # the flock on stack.lock
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
