@@ -124,8 +124,9 @@ def image_bytes(pages: list[Any], image_format: str) -> bytes:
     """The page images saved as one file of `image_format` (TIFF keeps every page as a frame)."""
     out = io.BytesIO()
     pages = [page.copy() for page in pages]  # Pillow leaves the save's settings on appended images
+    options = {"compression": "tiff_deflate"} if image_format == "TIFF" else {}  # else 8 MB a page
     if len(pages) > 1:
-        pages[0].save(out, image_format, save_all=True, append_images=pages[1:])
+        pages[0].save(out, image_format, save_all=True, append_images=pages[1:], **options)
     else:
-        pages[0].save(out, image_format)
+        pages[0].save(out, image_format, **options)
     return out.getvalue()
