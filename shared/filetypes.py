@@ -23,6 +23,9 @@ MEDIA_TYPES: dict[str, str] = {
     "tiff": "image/tiff",
     "webp": "image/webp",
     "bmp": "image/bmp",
+    "doc": "application/msword",
+    "xls": "application/vnd.ms-excel",
+    "ppt": "application/vnd.ms-powerpoint",
 }
 
 EXTENSIONS: dict[str, str] = {

@@ -29,6 +29,9 @@ DEFAULT_ALLOWED_TYPES = [
     "tiff",
     "webp",
     "bmp",
+    "doc",
+    "xls",
+    "ppt",
 ]
 
 

@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import zlib
+from pathlib import Path
 from typing import Any
 
 
@@ -130,3 +131,31 @@ def image_bytes(pages: list[Any], image_format: str) -> bytes:
     else:
         pages[0].save(out, image_format, **options)
     return out.getvalue()
+
+
+def legacy_office(modern: list[Path], folder: Path) -> dict[str, Path]:
+    """.doc/.xls/.ppt files made by LibreOffice from the given .docx/.xlsx/.pptx, as Office would save
+    them: legacy type -> path."""
+    import subprocess
+
+    targets = {".docx": "doc", ".xlsx": "xls", ".pptx": "ppt"}
+    made: dict[str, Path] = {}
+    for source in modern:
+        target = targets[source.suffix]
+        subprocess.run(
+            [
+                "soffice",
+                f"-env:UserInstallation=file://{folder}/profile",
+                "--headless",
+                "--convert-to",
+                target,
+                "--outdir",
+                str(folder),
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+        made[target] = folder / f"{source.stem}.{target}"
+    return made

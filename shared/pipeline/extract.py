@@ -14,6 +14,7 @@ from pathlib import Path
 from shared.errors import DocumentFailed
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors import describe_failure
+from shared.pipeline.extractors.legacy_office import LEGACY_FORMATS, converter_missing
 from shared.pipeline.extractors.ocr import OcrOptions, PageReport, ocr_unavailable
 from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
 
@@ -43,6 +44,9 @@ _REQUIRED_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
     "odt": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
     "rtf": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
     **{image: (("PIL", "pillow"),) for image in IMAGE_TYPES},
+    "doc": (("olefile", "olefile"), ("docx", "python-docx")),
+    "xls": (("olefile", "olefile"), ("openpyxl", "openpyxl")),
+    "ppt": (("olefile", "olefile"), ("pptx", "python-pptx")),
 }
 _PANDOC_TYPES = frozenset({"epub", "odt", "rtf"})
 
@@ -64,6 +68,9 @@ _LABELS: dict[str, str] = {
     "tiff": "TIFF image",
     "webp": "WebP image",
     "bmp": "BMP image",
+    "doc": "Word document (.doc)",
+    "xls": "Excel workbook (.xls)",
+    "ppt": "PowerPoint presentation (.ppt)",
 }
 
 _NO_TEXT_REASONS: dict[str, str] = {
@@ -158,6 +165,8 @@ def missing_extractor(file_type: str, ocr: OcrOptions | None = None) -> str | No
             f"{file_type} extraction needs the pandoc program (the pypandoc-binary package bundles it), "
             "which is not installed."
         )
+    if file_type in LEGACY_FORMATS:
+        return converter_missing()
     if file_type in IMAGE_TYPES:
         unavailable = ocr_unavailable(ocr)
         if unavailable is not None:
@@ -170,7 +179,18 @@ def _extractor_for(
 ) -> Extractor:
     # Imported here so that loading this module stays cheap; each extractor imports its own
     # heavy library only when it runs.
-    from shared.pipeline.extractors import html, images, mail, pandoc, pdf, sheets, slides, text, word
+    from shared.pipeline.extractors import (
+        html,
+        images,
+        legacy_office,
+        mail,
+        pandoc,
+        pdf,
+        sheets,
+        slides,
+        text,
+        word,
+    )
 
     extractors: dict[str, Extractor] = {
         "pdf": partial(pdf.extract_pdf, ocr=ocr, report=report),
@@ -187,6 +207,10 @@ def _extractor_for(
         "rtf": pandoc.extract_rtf,
         **{image: partial(images.extract_image, ocr=ocr, report=report) for image in IMAGE_TYPES},
     }
+    for legacy, (modern, _, _) in LEGACY_FORMATS.items():
+        extractors[legacy] = partial(
+            legacy_office.extract_legacy, file_type=legacy, modern_extractor=extractors[modern]
+        )
     extractor = extractors.get(file_type)
     if extractor is None:
         raise DocumentFailed(
