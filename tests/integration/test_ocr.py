@@ -93,3 +93,9 @@ def test_image_bomb_and_corrupt_tiff_end_with_codes_and_the_worker_goes_on(clien
     assert "10,000 x 10,000" in too_large["error"]["message"]
     assert corrupt["error"]["code"] == "corrupt"
     assert client.ingest("after.png", image_bytes([scanned_page(scan_sentences(40, 3))], "PNG"))
+
+
+def test_ready_says_that_ocr_is_on(client: ChuteClient) -> None:
+    ready = client.http.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["ocr"] == "on (Tesseract, languages eng, 150 dpi)"
