@@ -80,6 +80,7 @@ _NO_TEXT_REASONS: dict[str, str] = {
     "pptx": "the slides and their notes hold no text (images and charts are not read)",
     "docx": "the document holds no text (images are not read)",
     "eml": "the email has no subject, addresses or text body",
+    **{image: "OCR found no text in the image" for image in IMAGE_TYPES},
 }
 
 

@@ -94,6 +94,16 @@ def test_multi_page_tiff_pages_are_numbered(tmp_path: Path, pages: list[Image.Im
     assert {e.page for e in elements} == {1, 2}
 
 
+def test_image_without_text_is_no_text(tmp_path: Path) -> None:
+    error = _failure(
+        write(tmp_path, "white.png", image_bytes([Image.new("L", (800, 600), 255)], "PNG")), "png", OCR
+    )
+    assert (error.code, error.message) == (
+        "no_text",
+        "No text could be extracted: OCR found no text in the image.",
+    )
+
+
 def test_image_above_the_pixel_limit_is_too_large_before_decoding(tmp_path: Path) -> None:
     out = io.BytesIO()
     Image.new("1", (10_000, 10_000), 1).save(out, "PNG")  # 100 megapixels in a few kilobytes
