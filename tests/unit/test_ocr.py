@@ -119,7 +119,9 @@ def test_corrupt_tiff_is_corrupt(tmp_path: Path, pages: list[Image.Image]) -> No
     whole = image_bytes(pages, "TIFF")
     error = _failure(write(tmp_path, "cut.tiff", whole[:64] + b"\x00" * 200), "tiff", OCR)
     assert error.code == "corrupt"
-    assert "TIFF image could not be read" in error.message
+    assert error.message == (
+        "The TIFF image could not be read: its header is damaged or it is not an image of its type."
+    )
 
 
 def test_pages_past_the_cap_are_refused_before_any_is_read(tmp_path: Path, pages: list[Image.Image]) -> None:

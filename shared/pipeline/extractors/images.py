@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import DocumentFailed
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors.ocr import OcrOptions, PageReader, PageReport, check_page_count, check_pixels
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def extract_image(
@@ -22,7 +27,14 @@ def extract_image(
     if ocr is None:
         raise DocumentFailed("extractor_missing", "Images can only be read by OCR, which is turned off.")
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, with a message that says what to do
-    with Image.open(path) as image:
+    with warnings.catch_warnings():
+        # Pillow warns about damaged metadata (EXIF) it skips; only the pixels matter here.
+        warnings.simplefilter("ignore", UserWarning)
+        return _read_frames(Image.open(path), ocr, report)
+
+
+def _read_frames(image: Image.Image, ocr: OcrOptions, report: PageReport | None) -> list[Element]:
+    with image:
         label = f"{image.format or 'image'} image"
         frames = getattr(image, "n_frames", 1)
         check_page_count(frames, ocr, label)
