@@ -1,9 +1,9 @@
 """Optical character recognition: page images in, text out, through Tesseract (tesserocr binding).
 
 tesserocr keeps one Tesseract engine loaded for all of a document's pages; pytesseract starts the
-`tesseract` program (and loads its model) once per page and used 22-35% more CPU per page on the same pages
-(bench/results/REPORT.md, "OCR"). The language data comes from Debian's `tesseract-ocr-LANG` packages;
-nothing is downloaded.
+`tesseract` program (and loads its model) once per page: it needed 1.2-1.5x tesserocr's CPU time
+per page on the same pages at 100-300 dpi, for the same words (bench/results/REPORT.md, "OCR"). The
+language data comes from Debian's `tesseract-ocr-LANG` packages; nothing is downloaded.
 """
 
 from __future__ import annotations
