@@ -36,6 +36,9 @@ from pathlib import Path
 
 import httpx
 
+from shared.pipeline.extractors.ocr import OcrOptions, ocr_state
+from shared.settings import Settings
+
 PG_SYSTEM_USER = "chute-postgres"  # Postgres refuses to run as root
 WORKER_STOP_SECONDS = 75  # longer than Celery's soft shutdown (worker_soft_shutdown_timeout, 60 s)
 LEFTOVER_STOP_SECONDS = 15
@@ -615,6 +618,7 @@ def up(root: Path, ports: Ports) -> None:
         )
         print(f"\nChute is running: http://127.0.0.1:{stack.ports.api}  (API docs: /docs)")
         print(f"Development API key (tenant 'dev'): {key_file.read_text().strip()}   [{key_file}]")
+        print(f"OCR of scans and images: {ocr_state(OcrOptions.from_settings(Settings()))}")
         print(f"Logs: {root / 'logs'}.  Press Ctrl-C to stop.", flush=True)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)

@@ -18,6 +18,14 @@ MEDIA_TYPES: dict[str, str] = {
     "epub": "application/epub+zip",
     "odt": "application/vnd.oasis.opendocument.text",
     "rtf": "application/rtf",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "tiff": "image/tiff",
+    "webp": "image/webp",
+    "bmp": "image/bmp",
+    "doc": "application/msword",
+    "xls": "application/vnd.ms-excel",
+    "ppt": "application/vnd.ms-powerpoint",
 }
 
 EXTENSIONS: dict[str, str] = {
@@ -25,6 +33,8 @@ EXTENSIONS: dict[str, str] = {
     "htm": "html",
     "markdown": "md",
     "text": "txt",
+    "jpeg": "jpg",
+    "tif": "tiff",
 }
 
 # Other names clients send for the same types.
@@ -33,6 +43,8 @@ _ALIASES: dict[str, str] = {
     "application/xhtml+xml": "html",
     "text/x-markdown": "md",
     "application/csv": "csv",
+    "image/jpg": "jpg",
+    "image/x-ms-bmp": "bmp",
 }
 _BY_MEDIA_TYPE: dict[str, str] = {media: name for name, media in MEDIA_TYPES.items()} | _ALIASES
 

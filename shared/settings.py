@@ -24,6 +24,14 @@ DEFAULT_ALLOWED_TYPES = [
     "epub",
     "odt",
     "rtf",
+    "png",
+    "jpg",
+    "tiff",
+    "webp",
+    "bmp",
+    "doc",
+    "xls",
+    "ppt",
 ]
 
 
@@ -92,6 +100,18 @@ class Settings(BaseSettings):
     # Extraction runs in a child process with these bounds, so a hostile file only kills the child.
     extraction_memory_limit: int = 2 * 1024 * MiB
     extraction_timeout_seconds: int = 600
+    # OCR of scanned PDF pages and images (Tesseract): auto = on where its language data is installed.
+    ocr: Literal["auto", "off"] = "auto"
+    ocr_languages: str = "eng"  # Tesseract's codes joined by "+"; each needs tesseract-ocr-<code>
+    # Pages are rendered at this resolution for OCR (bench/results/REPORT.md, "OCR": 150 read every
+    # word that 300 did, 8 pt print included, 1.5x faster; 100 lost 3% of the words).
+    ocr_dpi: int = Field(default=150, ge=72, le=600)
+    # A document with more pages to read by OCR is refused (`too_large`) rather than read for hours.
+    ocr_max_pages: int = Field(default=500, ge=1)
+    # Images (and rendered pages) above this many pixels are refused: decompression bombs.
+    ocr_max_image_pixels: int = 50_000_000
+    # The extraction deadline grows by this much for each page read by OCR.
+    ocr_seconds_per_page: float = 20.0
     # Past this many chunks a document is refused (`too_large`) instead of embedding for hours.
     max_chunks: int = 25_000
 

@@ -6,6 +6,8 @@ import io
 import os
 import struct
 import zlib
+from pathlib import Path
+from typing import Any
 
 
 def pdf_from_objects(objects: dict[int, bytes]) -> bytes:
@@ -55,3 +57,105 @@ def big_docx(min_bytes: int, sentence: str) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+# Words Tesseract reads reliably in the default font; sentences made of them are the ground truth.
+SCAN_WORDS = [
+    "harbour",
+    "ledger",
+    "keeper",
+    "noted",
+    "vessels",
+    "cargo",
+    "wool",
+    "timber",
+    "grain",
+    "evening",
+    "storm",
+    "northern",
+    "light",
+    "copper",
+    "anchor",
+    "tide",
+    "market",
+    "river",
+    "bridge",
+    "merchant",
+    "winter",
+    "candle",
+    "archive",
+    "council",
+    "record",
+    "orchard",
+    "lantern",
+]
+
+
+def scan_sentences(seed: int, lines: int) -> list[str]:
+    """`lines` deterministic ten-word sentences of `SCAN_WORDS`."""
+    import random
+
+    pick = random.Random(seed)
+    return [" ".join(pick.choice(SCAN_WORDS) for _ in range(10)) for _ in range(lines)]
+
+
+def scanned_page(lines: list[str], dpi: int = 300, point_size: float = 11.0) -> Any:
+    """A US-letter page image (grayscale PIL image) with `lines` printed on it, as a scanner makes."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = int(8.5 * dpi), int(11 * dpi)
+    page = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(page)
+    size = round(point_size * dpi / 72)
+    font = ImageFont.load_default(size=size)  # Pillow's bundled font: no system fonts needed
+    for number, line in enumerate(lines):
+        draw.text((dpi, dpi + number * round(size * 1.6)), line, font=font, fill=0)
+    return page
+
+
+def scanned_pdf(pages: list[Any], dpi: int = 300) -> bytes:
+    """A PDF whose pages are the given images only (no text layer), as a scanner writes it."""
+    out = io.BytesIO()
+    pages = [page.copy() for page in pages]  # Pillow leaves the save's settings on appended images
+    pages[0].save(out, "PDF", resolution=dpi, save_all=True, append_images=pages[1:])
+    return out.getvalue()
+
+
+def image_bytes(pages: list[Any], image_format: str) -> bytes:
+    """The page images saved as one file of `image_format` (TIFF keeps every page as a frame)."""
+    out = io.BytesIO()
+    pages = [page.copy() for page in pages]  # Pillow leaves the save's settings on appended images
+    options = {"compression": "tiff_deflate"} if image_format == "TIFF" else {}  # else 8 MB a page
+    if len(pages) > 1:
+        pages[0].save(out, image_format, save_all=True, append_images=pages[1:], **options)
+    else:
+        pages[0].save(out, image_format, **options)
+    return out.getvalue()
+
+
+def legacy_office(modern: list[Path], folder: Path) -> dict[str, Path]:
+    """.doc/.xls/.ppt files made by LibreOffice from the given .docx/.xlsx/.pptx, as Office would save
+    them: legacy type -> path."""
+    import subprocess
+
+    targets = {".docx": "doc", ".xlsx": "xls", ".pptx": "ppt"}
+    made: dict[str, Path] = {}
+    for source in modern:
+        target = targets[source.suffix]
+        subprocess.run(
+            [
+                "soffice",
+                f"-env:UserInstallation=file://{folder}/profile",
+                "--headless",
+                "--convert-to",
+                target,
+                "--outdir",
+                str(folder),
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+        made[target] = folder / f"{source.stem}.{target}"
+    return made

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import State
+from shared.pipeline.extractors.ocr import OcrOptions, ocr_state
 
 router = APIRouter(tags=["operations"])
 
@@ -39,4 +40,6 @@ def ready(state: State) -> JSONResponse:
     if down:
         body = {"error": "unavailable", "detail": f"Not ready: {', '.join(down)} down.", "checks": checks}
         return JSONResponse(body, status_code=503)
-    return JSONResponse({"status": "ready", "checks": checks})
+    # Informational: OCR off is a deployment choice, not a reason to take the API out of rotation.
+    ocr = ocr_state(OcrOptions.from_settings(state.settings))
+    return JSONResponse({"status": "ready", "checks": checks, "ocr": ocr})

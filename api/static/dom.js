@@ -53,6 +53,7 @@ export function statusLabel(status) {
 const STEP_LABELS = {
   downloading: "Downloading from the bucket",
   extracting: "Extracting text",
+  ocr: "Reading scanned pages (OCR)",
   chunking: "Chunking",
   embedding: "Embedding",
   storing: "Storing chunks",

@@ -1,7 +1,7 @@
 """Chunking: elements in, chunks of at most `chunk_size` characters out, via unstructured's chunker.
 
 Sections follow the document's titles (`chunk_by_title`); a chunk keeps the page it starts on and
-the element types it was made from.
+the element types it was made from, and `"ocr": true` when some of its text was read by OCR.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from shared.pipeline.elements import Chunk, Element
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element as UElement
+
+_ORIGIN_FIELD = "chute_origin"
 
 
 class ChunkingSettings(BaseModel):
@@ -54,11 +56,10 @@ def chunk(elements: Sequence[Element], settings: ChunkingSettings) -> list[Chunk
         metadata: ElementMetadata = piece.metadata
         origin = metadata.orig_elements or []
         types = sorted({type(e).__name__ for e in origin} or {type(piece).__name__})
-        chunks.append(
-            Chunk(
-                ordinal=len(chunks), text=text, page=metadata.page_number, metadata={"element_types": types}
-            )
-        )
+        details: dict[str, object] = {"element_types": types}
+        if any(getattr(e.metadata, _ORIGIN_FIELD, None) == "ocr" for e in origin):
+            details["ocr"] = True
+        chunks.append(Chunk(ordinal=len(chunks), text=text, page=metadata.page_number, metadata=details))
     return chunks
 
 
@@ -66,4 +67,8 @@ def _to_unstructured(element: Element) -> UElement:
     from unstructured.documents.elements import TYPE_TO_TEXT_ELEMENT_MAP, ElementMetadata, Text
 
     cls = TYPE_TO_TEXT_ELEMENT_MAP.get(element.type, Text)
-    return cls(text=element.text, metadata=ElementMetadata(page_number=element.page))
+    metadata = ElementMetadata(page_number=element.page)
+    if element.origin is not None:
+        # An ad-hoc field: unstructured keeps it on the chunk's `orig_elements`.
+        setattr(metadata, _ORIGIN_FIELD, element.origin)
+    return cls(text=element.text, metadata=metadata)

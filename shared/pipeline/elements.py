@@ -12,12 +12,14 @@ class Element:
 
     `type` uses unstructured's category names (`Title`, `NarrativeText`, `ListItem`, `Table`,
     `Header`, `Footer`, `EmailHeader`, `Text`...) so its chunkers treat it right. `page` is 1-based:
-    a PDF page, a slide, a spreadsheet sheet; None where a format has no pages.
+    a PDF page, a slide, a spreadsheet sheet; None where a format has no pages. `origin` is "ocr"
+    for text read from an image (a scanned page), None for text the file holds as text.
     """
 
     text: str
     type: str = "NarrativeText"
     page: int | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,14 @@ import os
 import shutil
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from shared.errors import DocumentFailed
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors import describe_failure
+from shared.pipeline.extractors.legacy_office import LEGACY_FORMATS, converter_missing
+from shared.pipeline.extractors.ocr import OcrOptions, PageReport, ocr_unavailable
 from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
 
 # Before anything imports unstructured, onnxruntime or huggingface_hub: no telemetry, no hub downloads.
@@ -22,6 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 Extractor = Callable[[Path], list[Element]]
+
+IMAGE_TYPES = frozenset({"png", "jpg", "tiff", "webp", "bmp"})
 
 # file type -> (importable module, the package a person installs to get it)
 _REQUIRED_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -38,6 +43,10 @@ _REQUIRED_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
     "epub": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
     "odt": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
     "rtf": (("pypandoc", "pypandoc-binary"), ("bs4", "beautifulsoup4"), ("lxml", "lxml")),
+    **{image: (("PIL", "pillow"),) for image in IMAGE_TYPES},
+    "doc": (("olefile", "olefile"), ("docx", "python-docx")),
+    "xls": (("olefile", "olefile"), ("openpyxl", "openpyxl")),
+    "ppt": (("olefile", "olefile"), ("pptx", "python-pptx")),
 }
 _PANDOC_TYPES = frozenset({"epub", "odt", "rtf"})
 
@@ -54,27 +63,40 @@ _LABELS: dict[str, str] = {
     "epub": "EPUB book",
     "odt": "OpenDocument text",
     "rtf": "RTF document",
+    "png": "PNG image",
+    "jpg": "JPEG image",
+    "tiff": "TIFF image",
+    "webp": "WebP image",
+    "bmp": "BMP image",
+    "doc": "Word document (.doc)",
+    "xls": "Excel workbook (.xls)",
+    "ppt": "PowerPoint presentation (.ppt)",
 }
 
 _NO_TEXT_REASONS: dict[str, str] = {
-    "pdf": "the PDF has no text layer (it may be scanned; OCR is not configured)",
+    "pdf": "the PDF's pages hold no text (and no scanned images)",
     "xlsx": "every sheet of the workbook is empty",
     "csv": "the CSV file has no values",
     "pptx": "the slides and their notes hold no text (images and charts are not read)",
     "docx": "the document holds no text (images are not read)",
     "eml": "the email has no subject, addresses or text body",
+    **{image: "OCR found no text in the image" for image in IMAGE_TYPES},
 }
 
 
-def extract(path: Path, file_type: str) -> list[Element]:
+def extract(
+    path: Path, file_type: str, ocr: OcrOptions | None = None, report: PageReport | None = None
+) -> list[Element]:
     """The document's elements in reading order, texts stripped and empty ones dropped.
 
-    `file_type` is a short name from `shared.filetypes`. Raises `DocumentFailed` for anything about
-    the document (`type_mismatch`, `encrypted`, `corrupt`, `no_text`) or about this deployment
-    (`unsupported_type`, `extractor_missing`). A missing `path` is this host's problem: `OSError`.
+    `file_type` is a short name from `shared.filetypes`. Scanned PDF pages and images are read by OCR
+    with `ocr` (None: OCR off), calling `report(pages read, pages to read)` as it goes. Raises
+    `DocumentFailed` for anything about the document (`type_mismatch`, `encrypted`, `corrupt`,
+    `no_text`, `too_large`) or about this deployment (`unsupported_type`, `extractor_missing`). A
+    missing `path` is this host's problem: `OSError`.
     """
-    extractor = _extractor_for(file_type)
-    missing = missing_extractor(file_type)
+    extractor = _extractor_for(file_type, ocr, report)
+    missing = missing_extractor(file_type, ocr)
     if missing is not None:
         raise DocumentFailed("extractor_missing", missing)
     # Callers check the leading bytes before any parsing (DESIGN.md, invariant 5); checking again
@@ -127,10 +149,11 @@ def preload() -> None:
     _extractor_for("txt")  # imports the extractor modules themselves
 
 
-def missing_extractor(file_type: str) -> str | None:
-    """None when this host can extract `file_type`; else a sentence naming what to install.
+def missing_extractor(file_type: str, ocr: OcrOptions | None = None) -> str | None:
+    """None when this host can extract `file_type` (images: with OCR as `ocr` sets it); else a
+    sentence naming what to install.
 
-    Looks modules up without importing them, so workers can check at start-up cheaply.
+    Looks modules and files up without importing anything, so the API can check on every presign.
     """
     required = _REQUIRED_MODULES.get(file_type)
     if required is None:
@@ -143,16 +166,35 @@ def missing_extractor(file_type: str) -> str | None:
             f"{file_type} extraction needs the pandoc program (the pypandoc-binary package bundles it), "
             "which is not installed."
         )
+    if file_type in LEGACY_FORMATS:
+        return converter_missing()
+    if file_type in IMAGE_TYPES:
+        unavailable = ocr_unavailable(ocr)
+        if unavailable is not None:
+            return f"Images are read by OCR. {unavailable}"
     return None
 
 
-def _extractor_for(file_type: str) -> Extractor:
+def _extractor_for(
+    file_type: str, ocr: OcrOptions | None = None, report: PageReport | None = None
+) -> Extractor:
     # Imported here so that loading this module stays cheap; each extractor imports its own
     # heavy library only when it runs.
-    from shared.pipeline.extractors import html, mail, pandoc, pdf, sheets, slides, text, word
+    from shared.pipeline.extractors import (
+        html,
+        images,
+        legacy_office,
+        mail,
+        pandoc,
+        pdf,
+        sheets,
+        slides,
+        text,
+        word,
+    )
 
     extractors: dict[str, Extractor] = {
-        "pdf": pdf.extract_pdf,
+        "pdf": partial(pdf.extract_pdf, ocr=ocr, report=report),
         "docx": word.extract_docx,
         "pptx": slides.extract_pptx,
         "xlsx": sheets.extract_xlsx,
@@ -164,7 +206,12 @@ def _extractor_for(file_type: str) -> Extractor:
         "epub": pandoc.extract_epub,
         "odt": pandoc.extract_odt,
         "rtf": pandoc.extract_rtf,
+        **{image: partial(images.extract_image, ocr=ocr, report=report) for image in IMAGE_TYPES},
     }
+    for legacy, (modern, _, _) in LEGACY_FORMATS.items():
+        extractors[legacy] = partial(
+            legacy_office.extract_legacy, file_type=legacy, modern_extractor=extractors[modern]
+        )
     extractor = extractors.get(file_type)
     if extractor is None:
         raise DocumentFailed(
@@ -200,6 +247,6 @@ def _cleaned(elements: list[Element]) -> list[Element]:
         except UnicodeEncodeError:
             text = text.encode("utf-8", errors="replace").decode("utf-8")
         if text != element.text:
-            element = Element(text=text, type=element.type, page=element.page)
+            element = Element(text=text, type=element.type, page=element.page, origin=element.origin)
         cleaned.append(element)
     return cleaned

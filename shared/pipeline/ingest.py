@@ -35,6 +35,7 @@ from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Chunk, Element
 from shared.pipeline.embedding import get_embedder
 from shared.pipeline.extract import extract
+from shared.pipeline.extractors.ocr import OcrOptions
 from shared.pipeline.isolation import run_isolated
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
@@ -43,8 +44,8 @@ from shared.storage import ObjectChanged, ObjectMissing, Storage, StorageError
 
 log = structlog.get_logger("chute.ingest")
 
-# Where each step starts on the 0-100 progress scale.
-PROGRESS = {"downloading": 0, "extracting": 10, "chunking": 30, "embedding": 35, "storing": 90}
+# Where each step starts on the 0-100 progress scale. OCR (scanned pages, images) moves page by page.
+PROGRESS = {"downloading": 0, "extracting": 10, "ocr": 12, "chunking": 30, "embedding": 35, "storing": 90}
 EMBED_BATCH_TEXTS = 64
 
 
@@ -156,9 +157,12 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
                 extract,
                 path,
                 row["file_type"],
+                OcrOptions.from_settings(ctx.settings),
                 memory_limit=ctx.settings.extraction_memory_limit,
                 timeout=ctx.settings.extraction_timeout_seconds,
                 what="Extracting the text",
+                progress=run.ocr_progress,
+                seconds_per_unit=ctx.settings.ocr_seconds_per_page,
             )
 
     run.step("chunking")
@@ -264,6 +268,11 @@ class _Run:
         if not ours:
             raise _Cancelled
         publish_change(self.ctx.redis, self.document_id)
+
+    def ocr_progress(self, done: int, total: int) -> None:
+        """Pages read by OCR so far, as the `ocr` step's share of the progress scale."""
+        start, span = PROGRESS["ocr"], PROGRESS["chunking"] - PROGRESS["ocr"]
+        self.step("ocr", start + span * done // max(1, total), throttle=0 < done < total)
 
     def fail(self, code: str, message: str) -> None:
         with transaction(self.ctx.pool) as conn:

@@ -17,7 +17,17 @@ _PDF_HEADER_WINDOW = 1024
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _RTF_MAGIC = b"{\\rtf"
+# Images: the signatures each format's specification puts first (TIFF: little or big endian, and
+# BigTIFF; WebP: a RIFF container whose form type is WEBP at offset 8).
+_IMAGE_MAGICS: dict[str, tuple[bytes, ...]] = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpg": (b"\xff\xd8\xff",),
+    "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    "bmp": (b"BM",),
+}
 
+_IMAGE_TYPES = frozenset(_IMAGE_MAGICS) | {"webp"}
+_OLE2_TYPES = frozenset({"doc", "xls", "ppt"})
 _ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
 _TEXT_TYPES = frozenset({"txt", "md", "csv", "html", "eml"})
 
@@ -43,6 +53,14 @@ _TYPE_LABELS: dict[str, str] = {
     "epub": "an EPUB (ZIP) book",
     "odt": "an OpenDocument (ZIP) text document",
     "rtf": "an RTF document",
+    "png": "a PNG image",
+    "jpg": "a JPEG image",
+    "tiff": "a TIFF image",
+    "webp": "a WebP image",
+    "bmp": "a BMP image",
+    "doc": "a legacy Office (OLE2) file",
+    "xls": "a legacy Office (OLE2) file",
+    "ppt": "a legacy Office (OLE2) file",
 }
 
 _EPUB_MIMETYPE = b"application/epub+zip"
@@ -80,6 +98,21 @@ def check_leading_bytes(head: bytes, file_type: str) -> None:
             _mismatch(head, file_type)
     elif file_type in _TEXT_TYPES:
         _check_text(head, file_type)
+    elif file_type in _IMAGE_TYPES and _image_kind(head) != file_type:
+        _mismatch(head, file_type)
+    elif file_type in _OLE2_TYPES and not head.startswith(_OLE2_MAGIC):
+        # Which of the three it is shows in the container's directory, read by the extractor.
+        _mismatch(head, file_type)
+
+
+def _image_kind(head: bytes) -> str | None:
+    """The image format the head starts with, by its signature."""
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    for kind, magics in _IMAGE_MAGICS.items():
+        if head.startswith(magics):
+            return kind
+    return None
 
 
 def _check_zip_container(head: bytes, file_type: str) -> None:
@@ -150,6 +183,8 @@ def _known_binary_kind(head: bytes) -> str | None:
     signatures: tuple[tuple[bytes, str], ...] = (
         (b"\x89PNG\r\n\x1a\n", "a PNG image"),
         (b"\xff\xd8\xff", "a JPEG image"),
+        (b"II*\x00", "a TIFF image"),
+        (b"MM\x00*", "a TIFF image"),
         (b"GIF87a", "a GIF image"),
         (b"GIF89a", "a GIF image"),
         (b"\x1f\x8b", "a gzip archive"),

@@ -18,6 +18,7 @@ from shared.errors import AppError, Conflict, DocumentFailed, NotFound, PayloadT
 from shared.filetypes import MEDIA_TYPES, file_type_of
 from shared.pipeline.chunking import ChunkingSettings
 from shared.pipeline.extract import missing_extractor
+from shared.pipeline.extractors.ocr import OcrOptions
 from shared.pipeline.sniff import check_leading_bytes
 from shared.queue import task_id_for
 from shared.repositories import documents
@@ -78,7 +79,7 @@ def resolve_type(settings: Settings, filename: str, content_type: str | None) ->
         raise UnsupportedType(f"'{filename}' is not a supported document type. Supported: {allowed}.")
     if file_type not in settings.allowed_types:
         raise UnsupportedType(f"{file_type} documents are not accepted by this Chute (CHUTE_ALLOWED_TYPES).")
-    missing = missing_extractor(file_type)
+    missing = missing_extractor(file_type, OcrOptions.from_settings(settings))
     if missing:
         raise UnsupportedType(missing)
     return file_type

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import struct
 import zlib
@@ -77,6 +78,24 @@ def blank_pages_pdf_flat(pages: int) -> bytes:
     for index in range(pages):
         objects[3 + index] = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"
     return pdf_from_objects(objects)
+
+
+def pixel_bomb_png(side: int) -> bytes:
+    """A blank `side` x `side` 1-bit PNG: a few kilobytes on disk, side² pixels once decoded."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("1", (side, side), 1).save(out, "PNG")
+    return out.getvalue()
+
+
+def corrupt_tiff() -> bytes:
+    """A TIFF header and directory whose image data is missing (cut off after 64 bytes)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (640, 480), 255).save(out, "TIFF")
+    return out.getvalue()[:64] + b"\x00" * 500
 
 
 CONTENT_TYPES = (

@@ -16,7 +16,9 @@ from infra.stack import Stack
 from tests.faults.documents import (
     SHORT_PARAGRAPH,
     blank_pages_pdf,
+    corrupt_tiff,
     deeply_nested_html,
+    pixel_bomb_png,
     text_pdf,
     zip_bomb_docx,
 )
@@ -113,6 +115,8 @@ def test_hostile_documents_end_with_specific_codes_in_bounded_time(
         ("deep.html", deeply_nested_html(100_000, "The deepest paragraph mentions a lighthouse keeper."),
          "indexed", None, "The deepest paragraph mentions a lighthouse keeper."),
         ("one-line-100MiB.txt", b"word " * (100 * MiB // 5), "failed", "too_large", None),
+        ("10000x10000.png", pixel_bomb_png(10_000), "failed", "too_large", None),
+        ("corrupt.tiff", corrupt_tiff(), "failed", "corrupt", None),
     ]  # fmt: skip
     timings = {}
     for filename, data, status, code, phrase in cases:

@@ -16,6 +16,7 @@ from shared.filetypes import MEDIA_TYPES
 from shared.pipeline.elements import Element
 from shared.pipeline.extract import extract, missing_extractor
 from shared.pipeline.extractors import TABLE_BLOCK_CHARS
+from shared.pipeline.extractors.ocr import OcrOptions
 from tests.unit.sample_documents import (
     budget_eml,
     deck_pptx,
@@ -47,11 +48,10 @@ def test_pdf_text_per_page_skipping_empty_pages(tmp_path: Path) -> None:
     assert elements[1].text == "Thank you (really)"
 
 
-def test_pdf_without_text_layer_is_no_text(tmp_path: Path) -> None:
-    error = failure(write(tmp_path, "scan.pdf", text_pdf(["", ""])), "pdf")
+def test_pdf_without_text_or_images_is_no_text(tmp_path: Path) -> None:
+    error = failure(write(tmp_path, "blank.pdf", text_pdf(["", ""])), "pdf")
     assert error.code == "no_text"
-    assert "no text layer" in error.message
-    assert "OCR" in error.message
+    assert "pages hold no text (and no scanned images)" in error.message
 
 
 def test_truncated_pdf_is_corrupt(tmp_path: Path) -> None:
@@ -344,7 +344,8 @@ def test_renamed_and_binary_files_are_a_type_mismatch(tmp_path: Path) -> None:
 
 
 def test_every_known_type_has_an_installed_extractor_and_others_are_refused(tmp_path: Path) -> None:
-    assert [missing_extractor(file_type) for file_type in MEDIA_TYPES] == [None] * len(MEDIA_TYPES)
+    installed = [missing_extractor(file_type, OcrOptions()) for file_type in MEDIA_TYPES]
+    assert installed == [None] * len(MEDIA_TYPES)
     assert missing_extractor("bin") == "Chute has no extractor for the file type 'bin'."
     assert failure(write(tmp_path, "x.bin", b"data"), "bin").code == "unsupported_type"
 

@@ -146,3 +146,26 @@ def test_text_with_escape_codes_and_form_feeds_passes() -> None:
 def test_text_that_mentions_magic_bytes_is_still_text() -> None:
     check_leading_bytes(b"# PDF internals\n\nEvery file starts with `%PDF-1.7`.\n", "md")
     check_leading_bytes(b"MZ is the country code of Mozambique.\n", "txt")
+
+
+IMAGE_HEADS = {
+    "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    "jpg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+    "tiff": b"II*\x00\x08\x00\x00\x00",
+    "webp": b"RIFF\x24\x00\x00\x00WEBPVP8 ",
+    "bmp": b"BM\x36\x00\x0c\x00\x00\x00",
+}
+
+
+@pytest.mark.parametrize("file_type", sorted(IMAGE_HEADS))
+def test_images_are_told_apart_by_their_signatures(file_type: str) -> None:
+    check_leading_bytes(IMAGE_HEADS[file_type], file_type)
+    for other, head in IMAGE_HEADS.items():
+        if other != file_type:
+            assert "Check that the right file was uploaded" in mismatch(head, file_type)
+
+
+def test_big_endian_tiff_passes_and_a_png_named_jpg_says_what_it_is() -> None:
+    check_leading_bytes(b"MM\x00*\x00\x00\x00\x08", "tiff")
+    assert "(it looks like a PNG image)" in mismatch(IMAGE_HEADS["png"], "jpg")
+    assert "(it looks like a PDF)" in mismatch(text_pdf(["x"])[:HEAD_SIZE], "png")

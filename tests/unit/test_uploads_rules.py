@@ -59,6 +59,19 @@ def test_types_outside_the_allowed_list_are_refused() -> None:
         resolve_type(settings, "a.exe", None)
 
 
+def test_images_are_refused_with_the_package_to_install_where_ocr_cannot_run() -> None:
+    assert resolve_type(Settings(), "scan.TIF", None) == "tiff"
+    assert resolve_type(Settings(), "photo", "image/jpeg") == "jpg"
+    # A language whose data is not installed: what every image meets where Tesseract is missing.
+    with pytest.raises(UnsupportedType) as missing:
+        resolve_type(Settings(ocr_languages="qqq"), "scan.png", None)
+    assert missing.value.status == 415
+    assert "apt-get install tesseract-ocr tesseract-ocr-qqq" in missing.value.message
+    with pytest.raises(UnsupportedType, match="CHUTE_OCR=off"):
+        resolve_type(Settings(ocr="off"), "scan.webp", None)
+    assert resolve_type(Settings(ocr="off"), "scan.pdf", None) == "pdf"  # text PDFs need no OCR
+
+
 def test_size_limits() -> None:
     settings = Settings(max_upload_size=10)
     check_size(settings, 10)

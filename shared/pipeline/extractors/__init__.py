@@ -65,6 +65,8 @@ def describe_failure(exc: BaseException) -> str:
         return f"a required part is missing from the package ({_shorten(str(exc).strip(chr(34)))})"
     if type(exc).__name__ == "XMLSyntaxError":
         return f"its XML is malformed ({_shorten(str(exc))})"
+    if type(exc).__name__ == "UnidentifiedImageError":  # Pillow's message names the local file
+        return "its header is damaged or it is not an image of its type"
     if isinstance(exc, RecursionError):
         return "its structure is nested too deeply"
     reason = str(exc).strip()
