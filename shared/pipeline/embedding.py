@@ -26,7 +26,6 @@ import structlog
 
 from shared.errors import DocumentFailed
 from shared.metrics import EMBEDDING_REQUESTS, EMBEDDING_THROTTLES
-from shared.pipeline.elements import Chunk
 from shared.pipeline.throttle import SharedPause
 from shared.settings import Settings
 
@@ -43,13 +42,6 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 # and the API; spinning threads starved them and halved torch's throughput under that contention
 # (bench/results/REPORT.md). Read by libgomp when torch loads, so it is set before any import of it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """What the model reads for a chunk: its text after the title of the section it starts in, when
-    it does not start with that title itself. The stored text stays the chunk's own."""
-    section = chunk.metadata.get("section")
-    return f"{section}\n\n{chunk.text}" if section else chunk.text
 
 
 class Embedder(Protocol):

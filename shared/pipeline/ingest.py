@@ -34,7 +34,7 @@ from shared.events import publish_change
 from shared.metrics import CHUNKS_TRUNCATED, DOCUMENT_FAILURES, STEP_SECONDS
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Chunk, Element
-from shared.pipeline.embedding import embedding_text, get_embedder
+from shared.pipeline.embedding import get_embedder
 from shared.pipeline.extract import extract
 from shared.pipeline.isolation import run_isolated
 from shared.pipeline.tokens import token_counts, window
@@ -207,7 +207,7 @@ def _embed(run: _Run, chunks: Sequence[Chunk]) -> np.ndarray:
     parts: list[np.ndarray] = []
     for begin in range(0, len(chunks), EMBED_BATCH_TEXTS):
         batch = chunks[begin : begin + EMBED_BATCH_TEXTS]
-        texts = [embedding_text(c) for c in batch]
+        texts = [c.text for c in batch]
         _count_truncated(run, texts, window(settings))
         parts.append(embedder.embed(texts))
         done = begin + len(batch)

@@ -9,7 +9,6 @@ from pydantic import ValidationError
 
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Element
-from shared.pipeline.embedding import embedding_text
 from shared.pipeline.tokens import LOCAL_WINDOW, token_counts
 
 # Dense scientific prose: about 3.5 characters a token, where 1,000 characters overflow the window.
@@ -70,14 +69,6 @@ def test_every_word_survives_chunking() -> None:
     words = [f"token{i}" for i in range(1000)]
     chunks = chunk([Element(" ".join(words))], ChunkingSettings(chunk_size=100, overlap=0))
     assert " ".join(c.text for c in chunks).split() == words
-
-
-def test_embedded_text_leads_with_the_section_title_and_stored_text_stays() -> None:
-    chunks = chunk([Element("Results", "Title"), Element(DENSE)], ChunkingSettings())
-
-    assert embedding_text(chunks[0]) == chunks[0].text
-    assert chunks[1].text.startswith("Results") is False
-    assert embedding_text(chunks[1]) == f"Results\n\n{chunks[1].text}"
 
 
 @pytest.mark.parametrize(
