@@ -18,6 +18,7 @@ from shared.pipeline.elements import Chunk
 Row = dict[str, Any]
 
 RRF_K = 60  # reciprocal rank fusion constant, as in the original paper
+EF_SEARCH_MAX = 1000  # pgvector's limit; the iterative scan goes on past it until enough rows pass
 
 
 def replace_chunks(
@@ -169,7 +170,8 @@ def search_chunks(
     if vector is not None:
         # Keep scanning the HNSW graph until enough rows pass the tenant and filter conditions.
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, candidates))))
+        ef_search = min(EF_SEARCH_MAX, max(40, candidates))
+        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
     # Never a cached generic plan: one made without this tenant and vector can miss the HNSW index.
     return conn.execute(query, params, prepare=False).fetchall()
 
