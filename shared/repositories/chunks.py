@@ -84,7 +84,7 @@ _VECTOR = """
 # any of the query's rarest words, taken rarest first while their chunks add up to at most
 # CANDIDATE_POSTINGS; common words still count in every ranked chunk's score, but chunks that hold
 # only common words (BM25 would give them next to nothing) are never read. When even the rarest
-# word is in more chunks than that, the chunks with all the words are ranked, at most
+# word is in more chunks than that, the chunks with all the words are ranked, the newest
 # RANKED_MATCHES_MAX of them.
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -111,7 +111,7 @@ _KEYWORD = """
     FROM (SELECT c.id, sum(t.idf * w.tf * (%(k1)s + 1)
                            / (w.tf + %(k1)s * (1 - %(b)s + %(b)s * length(c.tsv) / %(average)s))) AS score
           FROM (SELECT c.id, c.tsv FROM chunks c WHERE {filters} AND c.tsv @@ {query}
-                LIMIT %(ranked_max)s) c
+                {order} LIMIT %(ranked_max)s) c
           CROSS JOIN LATERAL (SELECT u.lexeme, cardinality(u.positions) AS tf
                               FROM unnest(ts_filter(setweight(c.tsv, 'A', %(words)s::text[]), '{{a}}')) u) w
           JOIN unnest(%(words)s::text[], %(idfs)s::float8[]) AS t(word, idf) ON t.word = w.lexeme
@@ -156,7 +156,8 @@ def search_chunks(
     if mode == "vector":
         hits = sql.SQL(_VECTOR).format(filters=filters)
     else:
-        hits = sql.SQL(_KEYWORD).format(filters=filters, query=sql.SQL(_keyword_terms(conn, params)))
+        match, order = _keyword_terms(conn, params)
+        hits = sql.SQL(_KEYWORD).format(filters=filters, query=sql.SQL(match), order=sql.SQL(order))
     if mode == "hybrid":
         hits = sql.SQL(
             "SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score"
@@ -176,9 +177,12 @@ def search_chunks(
     return conn.execute(query, params, prepare=False).fetchall()
 
 
-def _keyword_terms(conn: Connection, params: dict[str, Any]) -> str:
+def _keyword_terms(conn: Connection, params: dict[str, Any]) -> tuple[str, str]:
     """Fill in the keyword half's words, their BM25 weights and its average chunk length; return the
-    tsquery that picks the chunks it ranks (any of the rarest words, else all the words)."""
+    tsquery that picks the chunks it ranks (any of the rarest words, else all the words) and the
+    order they are picked in. The rarest words' chunks are all ranked; of the chunks with all of
+    many common words, the newest RANKED_MATCHES_MAX are: an order, so the pick is the same whatever
+    plan reads them (unordered, it followed the scan and changed with it)."""
     rows = conn.cursor(row_factory=tuple_row).execute(_TERMS, params, prepare=False).fetchall()
     found = sorted((int(n), word) for word, n, _, _ in rows if n > 0)
     total, lexemes = (int(rows[0][2]), int(rows[0][3])) if rows else (0, 0)
@@ -194,9 +198,9 @@ def _keyword_terms(conn: Connection, params: dict[str, Any]) -> str:
         rare.append(word)
         postings += n
     if not found or postings > CANDIDATE_POSTINGS:
-        return _ALL_OF  # every word common (or none indexed): the chunks with all of them
+        return _ALL_OF, "ORDER BY c.id DESC"  # every word common (or none indexed): all of them
     params["match"] = " | ".join(_quoted(word) for word in rare)
-    return _ANY_OF
+    return _ANY_OF, ""
 
 
 def _quoted(lexeme: str) -> str:
