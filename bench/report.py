@@ -25,6 +25,7 @@ ORDER = [
     "search",
     "extraction",
     "ocr",
+    "retrieval",
 ]
 
 

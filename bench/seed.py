@@ -22,8 +22,8 @@ def tenant(conn: Any, name: str | None = None) -> str:
     return name
 
 
-def document(conn: Any, tenant_id: str, *, chunk_count: int = 0) -> uuid.UUID:
-    """An `indexed` document row (search only sees indexed documents)."""
+def document(conn: Any, tenant_id: str, *, chunk_count: int = 0, filename: str | None = None) -> uuid.UUID:
+    """An `indexed` document row (search only sees indexed documents), named `filename` or its id."""
     document_id = uuid.uuid4()
     conn.execute(
         """
@@ -34,9 +34,9 @@ def document(conn: Any, tenant_id: str, *, chunk_count: int = 0) -> uuid.UUID:
         (
             document_id,
             tenant_id,
-            f"{document_id}.txt",
+            filename or f"{document_id}.txt",
             f"{tenant_id}/{document_id}",
-            Jsonb({"chunk_size": 1000, "overlap": 100}),
+            Jsonb({"chunk_size": 256, "overlap": 32}),
             chunk_count,
         ),
     )

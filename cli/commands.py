@@ -120,9 +120,14 @@ def upload(
         typer.Option("--meta", "-m", help="Metadata KEY=VALUE stored on every document (repeatable)."),
     ] = None,
     chunk_size: Annotated[
-        int | None, typer.Option(help="Characters per chunk (100-8000) instead of the server's default.")
+        int | None,
+        typer.Option(
+            help="Tokens per chunk (32-8192; the local model reads 256) instead of the server's default."
+        ),
     ] = None,
-    overlap: Annotated[int | None, typer.Option(help="Characters of overlap between chunks.")] = None,
+    overlap: Annotated[
+        int | None, typer.Option(help="Tokens of overlap between chunks (at most half the size).")
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option("--wait/--no-wait", help="Follow the documents until indexed, or stop once queued."),

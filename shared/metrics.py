@@ -31,3 +31,8 @@ EMBEDDING_REQUESTS = Counter(
 EMBEDDING_THROTTLES = Counter(
     "chute_embedding_throttles_total", "Embedding requests answered 429 (rate limited) by the provider."
 )
+CHUNKS_TRUNCATED = Counter(
+    "chute_chunks_truncated_total",
+    "Chunks longer than the embedding model's window (a chunk_size above it was asked for): the model "
+    "read only their start.",
+)

@@ -59,15 +59,19 @@ class Settings(BaseSettings):
     multipart_part_size: int = Field(default=16 * MiB, ge=5 * MiB)
     allowed_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TYPES))
 
-    # Chunking defaults (per upload overridable)
-    chunk_size: int = 1000
-    chunk_overlap: int = 100
+    # Chunking defaults (per upload overridable), in the embedding model's tokens with [CLS] and
+    # [SEP]: 256 is all-MiniLM-L6-v2's whole window (shared/pipeline/chunking.py).
+    chunk_size: int = 256
+    chunk_overlap: int = 32
 
     # Embeddings
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dimensions: int = 384
     embedding_batch_size: int = 32
+    # Tokens the model reads of one text, specials included; longer chunks are cut off by the model
+    # and counted. Unset: 256 for the local model, 512 for `openai` (set your model's).
+    embedding_window: int | None = None
     openai_base_url: str | None = None
     openai_api_key: SecretStr = SecretStr("not-needed")
     openai_timeout_seconds: float = 60.0

@@ -30,13 +30,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from shared.db import open_pool, transaction
 from shared.errors import DocumentFailed
 from shared.events import publish_change
-from shared.metrics import DOCUMENT_FAILURES, STEP_SECONDS
+from shared.metrics import CHUNKS_TRUNCATED, DOCUMENT_FAILURES, STEP_SECONDS
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Chunk, Element
 from shared.pipeline.embedding import get_embedder
 from shared.pipeline.extract import extract
 from shared.pipeline.extractors.ocr import OcrOptions
 from shared.pipeline.isolation import run_isolated
+from shared.pipeline.tokens import token_counts, window
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
 from shared.settings import Settings
@@ -47,6 +48,8 @@ log = structlog.get_logger("chute.ingest")
 # Where each step starts on the 0-100 progress scale. OCR (scanned pages, images) moves page by page.
 PROGRESS = {"downloading": 0, "extracting": 10, "ocr": 12, "chunking": 30, "embedding": 35, "storing": 90}
 EMBED_BATCH_TEXTS = 64
+# English runs 4-5 characters a token with the model's tokenizer; 8 bounds any real text from above.
+MAX_CHARACTERS_PER_TOKEN = 8
 
 
 @dataclass(slots=True)
@@ -167,11 +170,12 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
 
     run.step("chunking")
     chunking = ChunkingSettings(**row["chunking"])
-    _check_chunk_budget(elements, chunking, ctx.settings.max_chunks)
+    _check_chunk_count(_fewest_chunks(elements, chunking), ctx.settings.max_chunks)
     with run.timed("chunk"):
         chunks = chunk(elements, chunking)
     if not chunks:
         raise DocumentFailed("no_text", "The document has no text to index.")
+    _check_chunk_count(len(chunks), ctx.settings.max_chunks)
 
     run.step("embedding")
     with run.timed("embed"):
@@ -187,27 +191,47 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
     return len(chunks)
 
 
-def _check_chunk_budget(elements: Sequence[Element], chunking: ChunkingSettings, max_chunks: int) -> None:
+def _fewest_chunks(elements: Sequence[Element], chunking: ChunkingSettings) -> int:
+    """As few chunks as the text could make: at most MAX_CHARACTERS_PER_TOKEN characters a token.
+    Checked before chunking, so a huge text is refused without tokenising it all."""
     characters = sum(len(e.text) for e in elements)
-    expected = characters // (chunking.chunk_size - chunking.overlap)
-    if expected > max_chunks:
+    return characters // (MAX_CHARACTERS_PER_TOKEN * (chunking.chunk_size - chunking.overlap))
+
+
+def _check_chunk_count(chunks: int, max_chunks: int) -> None:
+    """Refuse a document of more than CHUTE_MAX_CHUNKS chunks before any of it is embedded."""
+    if chunks > max_chunks:
         raise DocumentFailed(
             "too_large",
-            f"The document holds {characters:,} characters, about {expected:,} chunks; the limit is "
-            f"{max_chunks:,} chunks (CHUTE_MAX_CHUNKS). Split it, or raise the limit.",
+            f"The document makes {chunks:,} chunks or more; the limit is {max_chunks:,} chunks "
+            "(CHUTE_MAX_CHUNKS). Split it, raise chunk_size, or raise the limit.",
         )
 
 
 def _embed(run: _Run, chunks: Sequence[Chunk]) -> np.ndarray:
-    embedder = get_embedder(run.ctx.settings)
+    settings = run.ctx.settings
+    embedder = get_embedder(settings)
     start, span = PROGRESS["embedding"], PROGRESS["storing"] - PROGRESS["embedding"]
     parts: list[np.ndarray] = []
     for begin in range(0, len(chunks), EMBED_BATCH_TEXTS):
         batch = chunks[begin : begin + EMBED_BATCH_TEXTS]
-        parts.append(embedder.embed([c.text for c in batch]))
+        texts = [c.text for c in batch]
+        _count_truncated(run, texts, window(settings))
+        parts.append(embedder.embed(texts))
         done = begin + len(batch)
         run.step("embedding", start + span * done // len(chunks), throttle=True)
     return np.concatenate(parts)
+
+
+def _count_truncated(run: _Run, texts: Sequence[str], window_tokens: int) -> None:
+    """Count (and log) texts longer than the model reads: only a chunk_size above the window asked
+    for makes them."""
+    over = sum(tokens > window_tokens for tokens in token_counts(texts))
+    if over:
+        CHUNKS_TRUNCATED.inc(over)
+        log.warning(
+            "ingest.chunks.truncated", document_id=str(run.document_id), chunks=over, window=window_tokens
+        )
 
 
 class _Run:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from psycopg import sql
-from psycopg.rows import scalar_row, tuple_row
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from shared.db import Connection
@@ -17,6 +18,7 @@ from shared.pipeline.elements import Chunk
 Row = dict[str, Any]
 
 RRF_K = 60  # reciprocal rank fusion constant, as in the original paper
+EF_SEARCH_MAX = 1000  # pgvector's limit; the iterative scan goes on past it until enough rows pass
 
 
 def replace_chunks(
@@ -76,41 +78,44 @@ _VECTOR = """
     LIMIT %(candidates)s
 """
 
-# The keyword half ranks the chunks that have all of the query's words when there are enough of
-# them; else those with any of its uncommon words; else, every word being common, any of its words.
-# A word found in COMMON_WORD_CHUNKS or more of the chunks searched tells little about any of them
-# (BM25 would weigh it next to nothing), and ranking reads every matching chunk: with the common
-# words of a sentence, that was most of a tenant's chunks (1.8 s at 100k). Whatever the path, at
-# most RANKED_MATCHES_MAX matches are ranked: a query of only common words ranks the first found.
-COMMON_WORD_CHUNKS = 1000
+# The keyword half ranks by BM25 (k1 1.2, b 0.75, as the BEIR paper's BM25 runs), with each word's
+# chunk count and the tenant's totals from `chunk_terms` / `chunk_totals` (kept by triggers,
+# migration 003_term_stats): no probe of the index per word. The chunks ranked are those holding
+# any of the query's rarest words, taken rarest first while their chunks add up to at most
+# CANDIDATE_POSTINGS; common words still count in every ranked chunk's score, but chunks that hold
+# only common words (BM25 would give them next to nothing) are never read. When even the rarest
+# word is in more chunks than that, the chunks with all the words are ranked, the newest
+# RANKED_MATCHES_MAX of them.
+BM25_K1 = 1.2
+BM25_B = 0.75
+CANDIDATE_POSTINGS = 2000
 RANKED_MATCHES_MAX = 5000
 
-_ALL_WORDS = "plainto_tsquery('english', %(text)s)"
-_ANY_OF_WORDS = "replace(plainto_tsquery('simple', %(words)s)::text, ' & ', ' | ')::tsquery"
-
-_ENOUGH_WITH_ALL_WORDS = """
-    SELECT count(*) >= %(candidates)s
-    FROM (SELECT 1 FROM chunks c WHERE {filters} AND c.tsv @@ {query} LIMIT %(candidates)s) hits
+# The query's words as the index holds them (stemmed, stop words gone), each with its chunk count,
+# and the tenant's chunk count and average chunk length (distinct words).
+_TERMS = """
+    SELECT q.word, coalesce(t.chunks, 0) AS found,
+           coalesce(totals.chunks, 0) AS total, coalesce(totals.lexemes, 0) AS lexemes
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS q(word)
+    LEFT JOIN chunk_terms t ON t.tenant_id = %(tenant)s AND t.lexeme = q.word
+    LEFT JOIN chunk_totals totals ON totals.tenant_id = %(tenant)s
 """
 
-# The query's words as the index holds them (stemmed, stop words gone), each with the number of
-# chunks searched that have it, counted up to COMMON_WORD_CHUNKS.
-_WORDS = """
-    SELECT word,
-           (SELECT count(*) FROM (SELECT 1 FROM chunks c
-                                  WHERE {filters} AND c.tsv @@ plainto_tsquery('simple', word)
-                                  LIMIT %(common)s) hits) AS found
-    FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS word
-"""
+_ANY_OF = "%(match)s::tsquery"
+_ALL_OF = "plainto_tsquery('english', %(text)s)"
 
-# Chunks matching more of the words, closer together, rank higher. Normalisation 1 divides by
-# 1 + log(length), so a long chunk does not win by sheer size.
+# Term frequencies come from the chunk's tsvector cut down to the query's words (setweight marks
+# them, ts_filter keeps them): unnesting whole tsvectors was 2.4x slower.
 _KEYWORD = """
     SELECT m.id, row_number() OVER (ORDER BY m.score DESC, m.id) AS rank, m.score
-    FROM (SELECT c.id, ts_rank_cd(c.tsv, q.query, 1) AS score
-          FROM chunks c, (SELECT {query} AS query) q
-          WHERE {filters} AND c.tsv @@ q.query
-          LIMIT %(ranked_max)s) m
+    FROM (SELECT c.id, sum(t.idf * w.tf * (%(k1)s + 1)
+                           / (w.tf + %(k1)s * (1 - %(b)s + %(b)s * length(c.tsv) / %(average)s))) AS score
+          FROM (SELECT c.id, c.tsv FROM chunks c WHERE {filters} AND c.tsv @@ {query}
+                {order} LIMIT %(ranked_max)s) c
+          CROSS JOIN LATERAL (SELECT u.lexeme, cardinality(u.positions) AS tf
+                              FROM unnest(ts_filter(setweight(c.tsv, 'A', %(words)s::text[]), '{{a}}')) u) w
+          JOIN unnest(%(words)s::text[], %(idfs)s::float8[]) AS t(word, idf) ON t.word = w.lexeme
+          GROUP BY c.id) m
     ORDER BY m.score DESC, m.id
     LIMIT %(candidates)s
 """
@@ -145,13 +150,14 @@ def search_chunks(
         "metadata": Jsonb(metadata or {}),
         "rrf_k": RRF_K,
         "ranked_max": RANKED_MATCHES_MAX,
-        "common": COMMON_WORD_CHUNKS,
+        "k1": BM25_K1,
+        "b": BM25_B,
     }
     if mode == "vector":
         hits = sql.SQL(_VECTOR).format(filters=filters)
     else:
-        keyword, params["words"] = _keyword_query(conn, filters, params)
-        hits = sql.SQL(_KEYWORD).format(filters=filters, query=keyword)
+        match, order = _keyword_terms(conn, params)
+        hits = sql.SQL(_KEYWORD).format(filters=filters, query=sql.SQL(match), order=sql.SQL(order))
     if mode == "hybrid":
         hits = sql.SQL(
             "SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score"
@@ -165,20 +171,39 @@ def search_chunks(
     if vector is not None:
         # Keep scanning the HNSW graph until enough rows pass the tenant and filter conditions.
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, candidates))))
+        ef_search = min(EF_SEARCH_MAX, max(40, candidates))
+        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
     # Never a cached generic plan: one made without this tenant and vector can miss the HNSW index.
     return conn.execute(query, params, prepare=False).fetchall()
 
 
-def _keyword_query(
-    conn: Connection, filters: sql.Composable, params: dict[str, Any]
-) -> tuple[sql.Composable, str | None]:
-    """The keyword half's tsquery, and the words it matches any of (None: all the query's words)."""
-    all_words = sql.SQL(_ALL_WORDS)
-    enough = sql.SQL(_ENOUGH_WITH_ALL_WORDS).format(filters=filters, query=all_words)
-    if conn.cursor(row_factory=scalar_row).execute(enough, params, prepare=False).fetchone():
-        return all_words, None
-    words_query = sql.SQL(_WORDS).format(filters=filters)
-    words = conn.cursor(row_factory=tuple_row).execute(words_query, params, prepare=False).fetchall()
-    uncommon = [word for word, found in words if 0 < found < COMMON_WORD_CHUNKS]
-    return sql.SQL(_ANY_OF_WORDS), " ".join(uncommon or [word for word, _ in words])
+def _keyword_terms(conn: Connection, params: dict[str, Any]) -> tuple[str, str]:
+    """Fill in the keyword half's words, their BM25 weights and its average chunk length; return the
+    tsquery that picks the chunks it ranks (any of the rarest words, else all the words) and the
+    order they are picked in. The rarest words' chunks are all ranked; of the chunks with all of
+    many common words, the newest RANKED_MATCHES_MAX are: an order, so the pick is the same whatever
+    plan reads them (unordered, it followed the scan and changed with it)."""
+    rows = conn.cursor(row_factory=tuple_row).execute(_TERMS, params, prepare=False).fetchall()
+    found = sorted((int(n), word) for word, n, _, _ in rows if n > 0)
+    total, lexemes = (int(rows[0][2]), int(rows[0][3])) if rows else (0, 0)
+    params["words"] = [word for _, word in found]
+    # BM25's inverse document frequency, as Lucene computes it (never below zero).
+    params["idfs"] = [math.log(1 + max(0.0, total - n + 0.5) / (n + 0.5)) for n, _ in found]
+    params["average"] = lexemes / total if total else 1.0
+    rare: list[str] = []
+    postings = 0
+    for n, word in found:
+        if rare and postings + n > CANDIDATE_POSTINGS:
+            break
+        rare.append(word)
+        postings += n
+    if not found or postings > CANDIDATE_POSTINGS:
+        return _ALL_OF, "ORDER BY c.id DESC"  # every word common (or none indexed): all of them
+    params["match"] = " | ".join(_quoted(word) for word in rare)
+    return _ANY_OF, ""
+
+
+def _quoted(lexeme: str) -> str:
+    """A lexeme as a tsquery operand, read literally whatever its characters."""
+    escaped = lexeme.replace("\\", "\\\\").replace("'", "''")
+    return f"'{escaped}'"

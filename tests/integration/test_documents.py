@@ -33,7 +33,7 @@ def test_list_pages_newest_first_and_filters_by_status(client: ChuteClient) -> N
 
 
 def test_chunks_are_paged_in_order(client: ChuteClient) -> None:
-    document = client.ingest("terns.txt", ESSAY.encode(), chunking={"chunk_size": 400, "overlap": 0})
+    document = client.ingest("terns.txt", ESSAY.encode(), chunking={"chunk_size": 96, "overlap": 0})
     url = f"/v1/documents/{document['document_id']}/chunks"
 
     first = client.http.get(url, params={"limit": 3}).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.pipeline.tokens import token_counts
 from tests.helpers import ChuteClient
 
 TEXT = (
@@ -26,10 +27,11 @@ def test_text_document_is_indexed_and_found(client: ChuteClient) -> None:
 
 
 def test_chunks_respect_requested_size_and_overlap(client: ChuteClient) -> None:
-    document = client.ingest("sized.txt", TEXT.encode(), chunking={"chunk_size": 300, "overlap": 50})
+    # Sizes are in the embedding model's tokens ([CLS] and [SEP] included).
+    document = client.ingest("sized.txt", TEXT.encode(), chunking={"chunk_size": 64, "overlap": 16})
 
     chunks = client.http.get(f"/v1/documents/{document['document_id']}/chunks", params={"limit": 500}).json()
     texts = [c["text"] for c in chunks["items"]]
     assert len(texts) == document["chunk_count"] > 5
-    assert all(len(t) <= 300 for t in texts)
+    assert max(token_counts(texts)) <= 64
     assert [c["ordinal"] for c in chunks["items"]] == list(range(len(texts)))

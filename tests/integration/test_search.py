@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from infra.stack import Stack
 from shared.pipeline.elements import Chunk
-from shared.repositories.chunks import COMMON_WORD_CHUNKS, replace_chunks
+from shared.repositories.chunks import CANDIDATE_POSTINGS, replace_chunks
 from tests.helpers import ChuteClient, create_key
 
 DOCS = {
@@ -91,12 +91,10 @@ def test_search_takes_any_text(client: ChuteClient, library: dict[str, str], mod
         assert answer.status_code == 200, (query, answer.text)
 
 
-def test_keyword_search_ignores_words_too_common_to_tell_chunks_apart(stack: Stack) -> None:
+def test_keyword_search_ranks_rare_words_above_common_ones(stack: Stack) -> None:
     tenant = f"t-{uuid.uuid4().hex[:12]}"
     key = create_key(stack, tenant)
-    texts = [
-        f"Routine maintenance report number {i} for the pumping station." for i in range(COMMON_WORD_CHUNKS)
-    ]
+    texts = [f"Routine maintenance report number {i} for the pumping station." for i in range(1000)]
     texts[7] = texts[7].replace("Routine", "Impeller cavitation found during routine")
     texts[99] = texts[99].replace("Routine", "Impeller replaced after routine")
     _index_directly(stack, tenant, texts)  # as many chunks as the pipeline would make of a long manual
@@ -104,11 +102,51 @@ def test_keyword_search_ignores_words_too_common_to_tell_chunks_apart(stack: Sta
     with ChuteClient(f"http://127.0.0.1:{stack.ports.api}", key) as client:
         # No chunk has all three words; "maintenance" and "report" are in every chunk.
         hits = client.search("impeller maintenance report", mode="keyword", k=10)
-        # Every word that is in any chunk is common: chunks with any of them still come back.
         common_only = client.search("maintenance zeppelin station", mode="keyword", k=3)
 
-    assert sorted(h["ordinal"] for h in hits) == [7, 99]
+    assert sorted(h["ordinal"] for h in hits[:2]) == [7, 99]
+    assert hits[0]["score"] > hits[2]["score"]
     assert len(common_only) == 3
+
+
+def test_when_every_word_is_common_the_chunks_with_all_of_them_rank(stack: Stack) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    key = create_key(stack, tenant)
+    # Each word in more chunks than CANDIDATE_POSTINGS: only chunks with all the words are ranked.
+    texts = [
+        f"Pump {'valve' if i % 2 else 'filter'} inspection, station {i}."
+        for i in range(2 * CANDIDATE_POSTINGS + 2)
+    ]
+    _index_directly(stack, tenant, texts)
+
+    with ChuteClient(f"http://127.0.0.1:{stack.ports.api}", key) as client:
+        hits = client.search("pump valve inspection", mode="keyword", k=20)
+
+    assert len(hits) == 20
+    assert all("valve" in h["text"] for h in hits)
+
+
+def test_word_statistics_follow_indexing_reindexing_and_deletion(stack: Stack) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    key = create_key(stack, tenant)
+
+    def chunks_with(word: str) -> int:
+        with psycopg.connect(stack.database_url) as conn:
+            row = conn.execute(
+                "SELECT chunks FROM chunk_terms WHERE tenant_id = %s AND lexeme = %s", (tenant, word)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    with ChuteClient(f"http://127.0.0.1:{stack.ports.api}", key) as client:
+        document_id = client.ingest("counts.txt", b"Quasars outshine galaxies.\n\nQuasars are far away.")[
+            "document_id"
+        ]
+        assert chunks_with("quasar") == 1  # one chunk, however often it says the word
+        client.http.post(f"/v1/documents/{document_id}/reindex").raise_for_status()
+        assert client.wait(document_id)["status"] == "indexed"
+        assert chunks_with("quasar") == 1  # replaced, not counted twice
+        assert client.http.delete(f"/v1/documents/{document_id}").status_code == 204
+        assert chunks_with("quasar") == 0
 
 
 def _index_directly(stack: Stack, tenant: str, texts: list[str]) -> None:
