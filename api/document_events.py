@@ -61,4 +61,4 @@ async def document_events(
             await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
     finally:
         await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api.request_context import request_id_of
 from shared.errors import AppError
 
 log = structlog.get_logger("chute.api")
@@ -44,8 +45,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("api.error", path=request.url.path)
-        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+        # Runs outside the request's middleware (Starlette's outermost layer), so the id is passed here.
+        request_id = request_id_of(request.scope)
+        log.exception("api.error", path=request.url.path, request_id=request_id)
+        response = error_response(
+            500, "internal_error", f"Something went wrong on our side; it was logged as request {request_id}."
+        )
+        response.headers["X-Request-ID"] = request_id
+        return response
 
 
 def install_dependency_handlers(app: FastAPI) -> None:

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from api.body_limits import BodyLimits
 from api.errors import install_dependency_handlers, install_error_handlers
+from api.request_context import RequestContext
 from api.routes import documents, events, health, metrics, search, tasks, uploads
 from api.state import AppState
 from shared.db import open_pool, open_read_pool
@@ -58,12 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Document ingestion for retrieval: upload, watch, search.",
         lifespan=lifespan,
     )
+    # No route reads a byte past its limit. Added before CORS, so CORS wraps it and its 413 too.
+    app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_allow_origins,
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(RequestContext)  # outermost: every answer and log line has the request's id
     install_error_handlers(app)
     install_dependency_handlers(app)
     for module in (health, metrics, uploads, documents, tasks, search, events):

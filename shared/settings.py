@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     events_token: SecretStr | None = None
 
     # API
+    # Request bodies are refused (413) past these sizes, before they are read whole: JSON endpoints
+    # (a batch of 100 uploads with metadata fits), and the bucket's event webhook. The proxied upload's
+    # limit is max_upload_size.
+    max_json_body_bytes: int = Field(default=2 * MiB, ge=64 * 1024)
+    max_event_body_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
     # Proxied uploads (POST /v1/documents) one API process streams at once; more wait their turn,
     # so its memory stays at most this many multipart parts (8 MiB each).
     proxied_upload_concurrency: int = 8

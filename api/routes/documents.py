@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import document_events as events
+from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
 from api.proxied_upload import stream_form_to_bucket
 from api.queueing import enqueue, queued_answer
@@ -20,7 +21,7 @@ from shared.errors import AppError, NotFound
 from shared.repositories import documents as document_rows
 from shared.services import documents, uploads
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+router = APIRouter(prefix="/v1/documents", tags=["documents"], route_class=AuthenticatedRoute)
 
 
 @router.post(

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import redis
+import structlog
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import State
 
 router = APIRouter(tags=["operations"])
+log = structlog.get_logger("chute.api")
 
 
 @router.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+def _down(dependency: str, error: Exception) -> str:
+    """What /ready says about a dependency that failed its check; the why goes to the log."""
+    log.warning("api.ready.down", dependency=dependency, error=repr(error))
+    return "down"
 
 
 @router.get("/ready")
@@ -24,17 +32,17 @@ def ready(state: State) -> JSONResponse:
             conn.execute("SELECT 1")
         checks["postgres"] = "ok"
     except Exception as error:
-        checks["postgres"] = f"down: {type(error).__name__}"
+        checks["postgres"] = _down("postgres", error)
     try:
         redis.Redis.from_url(state.settings.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
         checks["redis"] = "ok"
     except Exception as error:
-        checks["redis"] = f"down: {type(error).__name__}"
+        checks["redis"] = _down("redis", error)
     try:
         state.storage.ping()
         checks["bucket"] = "ok"
     except Exception as error:
-        checks["bucket"] = f"down: {type(error).__name__}"
+        checks["bucket"] = _down("bucket", error)
     down = [name for name, result in checks.items() if result != "ok"]
     if down:
         body = {"error": "unavailable", "detail": f"Not ready: {', '.join(down)} down.", "checks": checks}

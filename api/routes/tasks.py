@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 
+from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
 from api.schemas import TaskOut, TaskProgress, TaskResult
 from shared.db import transaction
@@ -14,7 +15,7 @@ from shared.errors import NotFound
 from shared.repositories import documents as document_rows
 from shared.services import documents
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=AuthenticatedRoute)
 
 TaskStatus = Literal["PENDING", "STARTED", "PROCESSING", "SUCCESS", "FAILURE", "REVOKED"]
 

@@ -130,9 +130,10 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
             run.fail("upload_not_found", "The uploaded object is no longer in the bucket; upload it again.")
             return Outcome("failed")
         return run.release(error)
-    except Exception as error:
+    except Exception:
         log.exception("ingest.error", document_id=str(document_id))
-        run.fail("internal_error", f"Chute could not process the document ({type(error).__name__}: {error}).")
+        # The exception's text is in the log above; the tenant gets a plain sentence.
+        run.fail("internal_error", "Chute could not process the document; the error was logged.")
         return Outcome("failed")
     return Outcome("indexed", chunk_count=count)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from botocore.exceptions import ClientError
 
 from shared.db import Connection
@@ -27,6 +28,8 @@ from shared.settings import Settings
 from shared.storage import PresignedPost, Storage
 
 Row = dict[str, Any]
+
+log = structlog.get_logger("chute.uploads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +191,15 @@ def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | N
         code = error.response.get("Error", {}).get("Code", "")
         if code == "NoSuchUpload" and storage.head(row["object_key"]) is not None:
             return  # assembled by an earlier call whose answer was lost
-        message = error.response.get("Error", {}).get("Message", code)
+        # The bucket's own words stay in the log; the tenant gets what to do about it.
+        log.warning(
+            "upload.assemble.refused",
+            document_id=str(row["id"]),
+            bucket_code=code,
+            bucket_message=error.response.get("Error", {}).get("Message", ""),
+        )
         raise Conflict(
-            f"The bucket could not assemble the upload ({code}: {message}); check every part was sent.",
+            "The bucket could not assemble the upload; check every part was sent and its ETag is right.",
             code="upload_incomplete",
         ) from error
 
