@@ -66,11 +66,22 @@ def install_dependency_handlers(app: FastAPI) -> None:
         log.warning("api.dependency.down", dependency="postgres", error=str(error))
         return error_response(503, "unavailable", "The database is not answering; try again shortly.")
 
+    async def _query_timeout(request: Request, error: Exception) -> JSONResponse:
+        log.warning("api.query.timeout", path=request.url.path, error=str(error))
+        seconds = request.app.state.chute.settings.api_statement_timeout_ms / 1000
+        return error_response(
+            503,
+            "query_timeout",
+            f"The query ran past the {seconds:g} s limit and was stopped; narrow it or try again shortly.",
+        )
+
     async def _queue(_: Request, error: Exception) -> JSONResponse:
         log.warning("api.dependency.down", dependency="redis", error=str(error))
         return error_response(503, "unavailable", "The queue is not answering; try again shortly.")
 
     app.add_exception_handler(psycopg.OperationalError, _database)
     app.add_exception_handler(psycopg_pool.PoolTimeout, _database)
+    # A subclass of OperationalError: Starlette picks the closest handler, so this one wins.
+    app.add_exception_handler(psycopg.errors.QueryCanceled, _query_timeout)
     app.add_exception_handler(redis.exceptions.ConnectionError, _queue)
     app.add_exception_handler(kombu.exceptions.OperationalError, _queue)

@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
-        pool = open_pool(settings)
+        pool = open_pool(settings, statement_timeout_ms=settings.api_statement_timeout_ms)
         reads = await open_read_pool(settings)
         events = redis.asyncio.Redis.from_url(settings.redis_url)
         app.state.chute = AppState(

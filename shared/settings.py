@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # A key removed from the database stops working within this time.
     api_key_cache_seconds: float = 10.0
     db_pool_size: int = 10
+    # Postgres cancels an API statement running longer than this (search above all), so one tenant's
+    # expensive query cannot hold a pooled connection; the client gets 503 `query_timeout`. 0: none.
+    api_statement_timeout_ms: int = Field(default=10_000, ge=0)
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
 
