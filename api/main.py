@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import redis.asyncio
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +18,7 @@ from api.body_limits import BodyLimits
 from api.errors import install_dependency_handlers, install_error_handlers
 from api.request_context import RequestContext
 from api.routes import documents, events, health, metrics, search, tasks, uploads
+from api.security_headers import SecurityHeaders
 from api.state import AppState
 from shared.db import open_pool, open_read_pool
 from shared.logging import configure_logging
@@ -25,6 +27,7 @@ from shared.settings import Settings, get_settings
 from shared.storage import Storage
 
 STATIC_DIR = Path(__file__).parent / "static"
+log = structlog.get_logger("chute.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,6 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
+        if "*" in settings.cors_allow_origins:
+            log.warning(
+                "api.cors.any_origin",
+                detail="CHUTE_CORS_ALLOW_ORIGINS allows any origin: right for the local stack only; "
+                "list your page's origins in production.",
+            )
         pool = open_pool(settings, statement_timeout_ms=settings.api_statement_timeout_ms)
         reads = await open_read_pool(settings)
         events = redis.asyncio.Redis.from_url(settings.redis_url)
@@ -59,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Document ingestion for retrieval: upload, watch, search.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN; /openapi.json is served for any viewer.
+        docs_url=None,
+        redoc_url=None,
     )
     # No route reads a byte past its limit. Added before CORS, so CORS wraps it and its 413 too.
     app.add_middleware(BodyLimits, settings=settings)
@@ -68,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(RequestContext)  # outermost: every answer and log line has the request's id
     install_error_handlers(app)
     install_dependency_handlers(app)

@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness (each dependency checked), and the OpenAPI UI lives at /docs."""
+"""Operations: liveness and readiness (each dependency checked)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 @dataclass(frozen=True)
 class ExtraApi:
     url: str
+    port: int
     log: Path
+    process: subprocess.Popen[bytes]
 
 
 @contextmanager
@@ -40,10 +42,11 @@ def _extra_api(stack: Stack, env: dict[str, str]) -> Iterator[ExtraApi]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, "API", process=process)
-        yield ExtraApi(url, log)
+        yield ExtraApi(url, port, log, process)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 @pytest.fixture
