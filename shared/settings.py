@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     # Proxied uploads (POST /v1/documents) one API process streams at once; more wait their turn,
     # so its memory stays at most this many multipart parts (8 MiB each).
     proxied_upload_concurrency: int = 8
+    # A proxied upload is cut off (408) when its client sends nothing for this long, or is not done
+    # within the timeout (100 MiB in an hour is 230 kbit/s); its row expires at that deadline too.
+    proxied_upload_idle_seconds: float = Field(default=30.0, gt=0)
+    proxied_upload_timeout_seconds: int = Field(default=3600, ge=10)
     # How long an API process remembers which tenant a valid key belongs to (0: ask every time).
     # A key removed from the database stops working within this time.
     api_key_cache_seconds: float = 10.0

@@ -123,8 +123,10 @@ def set_upload_id(conn: Connection, document_id: uuid.UUID, upload_id: str | Non
 def set_upload_details(
     conn: Connection, document_id: uuid.UUID, *, size: int, metadata: dict[str, Any]
 ) -> Row:
+    """What a proxied upload turned out to be; the multipart upload it streamed through is complete."""
     row = conn.execute(
-        "UPDATE documents SET size = %s, metadata = %s, updated_at = now() WHERE id = %s RETURNING *",
+        "UPDATE documents SET size = %s, metadata = %s, upload_id = NULL, updated_at = now()"
+        " WHERE id = %s RETURNING *",
         (size, Jsonb(metadata), document_id),
     ).fetchone()
     assert row is not None
