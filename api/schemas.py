@@ -218,3 +218,19 @@ class SearchHit(BaseModel):
 class SearchOut(BaseModel):
     results: list[SearchHit]
     took_ms: float
+
+
+class UsageLimits(BaseModel):
+    documents: int
+    bytes: int
+    pending_uploads: int
+    requests_per_second: int = Field(description="Per tenant, across every API process; 0: unlimited.")
+    upload_size: int
+    chunks_per_document: int
+
+
+class UsageOut(BaseModel):
+    documents: int
+    bytes: int
+    pending_uploads: int
+    limits: UsageLimits

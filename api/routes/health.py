@@ -1,13 +1,17 @@
-"""Operations: liveness and readiness (each dependency checked)."""
+"""Operations: liveness and readiness (each dependency checked, at most once a second per process)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from api.auth import limit_anonymous
 from api.deps import State
+from api.state import AppState
 
 router = APIRouter(tags=["operations"])
 log = structlog.get_logger("chute.api")
@@ -24,8 +28,7 @@ def _down(dependency: str, error: Exception) -> str:
     return "down"
 
 
-@router.get("/ready")
-def ready(state: State) -> JSONResponse:
+def _check(state: AppState) -> tuple[int, dict[str, Any]]:
     checks: dict[str, str] = {}
     try:
         with state.pool.connection(timeout=2) as conn:
@@ -45,6 +48,15 @@ def ready(state: State) -> JSONResponse:
         checks["bucket"] = _down("bucket", error)
     down = [name for name, result in checks.items() if result != "ok"]
     if down:
-        body = {"error": "unavailable", "detail": f"Not ready: {', '.join(down)} down.", "checks": checks}
-        return JSONResponse(body, status_code=503)
-    return JSONResponse({"status": "ready", "checks": checks})
+        return 503, {
+            "error": "unavailable",
+            "detail": f"Not ready: {', '.join(down)} down.",
+            "checks": checks,
+        }
+    return 200, {"status": "ready", "checks": checks}
+
+
+@router.get("/ready", dependencies=[Depends(limit_anonymous)])
+def ready(state: State) -> JSONResponse:
+    status, body = state.readiness.get(lambda: _check(state))
+    return JSONResponse(body, status_code=status)

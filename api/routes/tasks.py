@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
+from api.queueing import announce
 from api.schemas import TaskOut, TaskProgress, TaskResult
 from shared.db import transaction
 from shared.errors import NotFound
@@ -56,4 +57,5 @@ def cancel_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> Response:
     with transaction(state.pool) as conn:
         row = _found(document_rows.get_document_by_task(conn, tenant, task_id))
         documents.cancel_document(conn, state.storage, tenant, row["id"])
+    announce(state, row["id"])
     return Response(status_code=status.HTTP_202_ACCEPTED)

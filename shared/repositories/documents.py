@@ -357,6 +357,23 @@ def find_by_object_key(conn: Connection, object_key: str) -> Row | None:
     return conn.execute("SELECT * FROM documents WHERE object_key = %s FOR UPDATE", (object_key,)).fetchone()
 
 
+def tenant_usage(conn: Connection, tenant_id: str) -> Row:
+    """What a tenant holds: documents and declared bytes (expired and cancelled ones hold nothing),
+    and uploads still awaiting their bytes."""
+    row = conn.execute(
+        """
+        SELECT count(*) AS documents,
+               coalesce(sum(size), 0)::bigint AS bytes,
+               count(*) FILTER (WHERE status = 'awaiting_upload') AS pending_uploads
+        FROM documents
+        WHERE tenant_id = %s AND status NOT IN ('expired', 'cancelled')
+        """,
+        (tenant_id,),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
 # -- figures for /metrics ------------------------------------------------------------------------
 
 

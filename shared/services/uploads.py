@@ -24,6 +24,7 @@ from shared.pipeline.extract import missing_extractor
 from shared.pipeline.sniff import check_leading_bytes
 from shared.queue import task_id_for
 from shared.repositories import documents
+from shared.services import quotas
 from shared.settings import Settings
 from shared.storage import PresignedPost, Storage
 
@@ -107,6 +108,7 @@ def create_document(
     if request.size is not None:
         check_size(settings, request.size)
     file_type = resolve_type(settings, request.filename, request.content_type)
+    quotas.check_room_for_upload(conn, settings, tenant_id, request.size)
     document_id = uuid.uuid4()
     chunking = request.chunking or ChunkingSettings(
         chunk_size=settings.chunk_size, overlap=settings.chunk_overlap

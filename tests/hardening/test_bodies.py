@@ -23,7 +23,12 @@ def chunks(total: int, piece: bytes = b" " * MiB) -> Iterator[bytes]:
         yield piece
 
 
-def test_an_anonymous_300_mb_body_is_refused_unread(stack: Stack, anonymous: httpx.Client) -> None:
+def test_an_anonymous_300_mb_body_is_refused_unread(
+    stack: Stack, anonymous: httpx.Client, client: ChuteClient
+) -> None:
+    # The API loads its query model in the background at start; a search waits for it, so the
+    # memory measured below is the request's alone.
+    assert client.http.post("/v1/search", json={"query": "warm up", "mode": "vector"}).status_code == 200
     api = psutil.Process(stack.processes["api"].pid)
     before = api.memory_info().rss
 
@@ -32,7 +37,8 @@ def test_an_anonymous_300_mb_body_is_refused_unread(stack: Stack, anonymous: htt
     assert answer.status_code == 401
     assert answer.json()["error"] == "unauthorized"
     grown = (api.memory_info().rss - before) / MiB
-    assert grown < 64, f"the API grew by {grown:.0f} MiB holding a body it should not have read"
+    # Reading the body whole would take at least its 300 MiB.
+    assert grown < 100, f"the API grew by {grown:.0f} MiB holding a body it should not have read"
 
 
 def test_the_key_is_checked_before_the_body_is_parsed(anonymous: httpx.Client) -> None:
