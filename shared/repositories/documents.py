@@ -182,6 +182,36 @@ def delete_document(conn: Connection, document_id: uuid.UUID) -> None:
 # -- the worker's side: claim, progress, finish --------------------------------------------------
 
 
+def claim_fairest(conn: Connection, lease_seconds: int) -> Row | None:
+    """Take the queued document of the tenant served least recently (oldest first within a tenant),
+    and mark that tenant served: claims go round-robin between tenants with queued documents.
+
+    Returns the row with its new `attempts`, or None when nothing is queued (or all of it is being
+    claimed by other workers right now).
+    """
+    return conn.execute(
+        """
+        WITH next AS (
+            SELECT d.id, d.tenant_id
+            FROM documents d JOIN tenants t ON t.id = d.tenant_id
+            WHERE d.status = 'queued'
+            ORDER BY t.last_claimed_at NULLS FIRST, d.queued_at, d.id
+            LIMIT 1
+            FOR UPDATE OF d SKIP LOCKED
+        ), served AS (
+            UPDATE tenants SET last_claimed_at = clock_timestamp() FROM next WHERE tenants.id = next.tenant_id
+        )
+        UPDATE documents
+        SET status = 'processing', step = 'downloading', progress = 0, attempts = attempts + 1,
+            lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
+        FROM next
+        WHERE documents.id = next.id
+        RETURNING documents.*
+        """,
+        (lease_seconds,),
+    ).fetchone()
+
+
 def claim_document(conn: Connection, document_id: uuid.UUID, lease_seconds: int) -> Row | None:
     """Take a queued document, or one whose previous holder's lease ran out.
 
@@ -310,6 +340,11 @@ def requeue(conn: Connection, document_id: uuid.UUID) -> Row | None:
         """,
         (document_id,),
     ).fetchone()
+
+
+def queued_count(conn: Connection) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM documents WHERE status = 'queued'").fetchone()
+    return int(row["n"]) if row else 0
 
 
 def long_queued(conn: Connection, older_than_seconds: int, limit: int) -> list[Row]:
