@@ -15,7 +15,17 @@ from pathlib import Path
 
 from bench.common import Result, fmt
 
-ORDER = ["model", "end_to_end", "overhead", "writes", "api_load", "upload_memory", "search", "extraction"]
+ORDER = [
+    "model",
+    "end_to_end",
+    "overhead",
+    "writes",
+    "api_load",
+    "upload_memory",
+    "search",
+    "extraction",
+    "fairness",
+]
 
 
 def bar_chart(
