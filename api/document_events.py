@@ -1,25 +1,25 @@
 """Server-Sent Events for one document: a `status` event (the document JSON) per change.
 
-Workers publish a notice on Redis when they change a row; this stream re-reads the row from
-Postgres on each notice, and at least every second, so a lost notice or a reconnect still shows the
-current state. The stream ends after a final state.
+The stream waits on the process's live hub (api/live.py) for a change notice, then re-reads the row
+from Postgres; with no notice it re-reads only every RECHECK_SECONDS, in case one was lost. It ends
+after a final state, when the document is deleted, or at once when the caller's key is revoked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
 
-import redis.asyncio
-
+from api.live import Stream
 from api.schemas import DocumentOut
 from api.state import AppState
-from shared.events import channel_for
 from shared.repositories import documents
 
 FINAL = {"indexed", "failed", "cancelled", "expired"}
-POLL_SECONDS = 1.0
+RECHECK_SECONDS = 15.0
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -33,18 +33,16 @@ def _event(document: DocumentOut) -> str:
     return f"id: {event_id}\nevent: status\ndata: {document.model_dump_json()}\n\n"
 
 
-async def document_events(
-    state: AppState, client: redis.asyncio.Redis, tenant: str, document_id: uuid.UUID
-) -> AsyncIterator[str]:
-    pubsub = client.pubsub()
-    # Subscribe before the first read, so no change can slip between the two.
-    await pubsub.subscribe(channel_for(document_id))
+async def document_events(state: AppState, stream: Stream, document_id: uuid.UUID) -> AsyncIterator[str]:
+    """The stream's events; `stream` is registered with the hub already and is closed here."""
     try:
         yield "retry: 2000\n\n"
         shown: tuple[object, ...] | None = None
         quiet_since = time.monotonic()
-        while True:
-            document = await _read(state, tenant, document_id)
+        while not stream.revoked:
+            # Cleared before the read, so a notice arriving during it is not lost.
+            stream.changed.clear()
+            document = await _read(state, stream.tenant, document_id)
             if document is None:
                 yield "event: deleted\ndata: {}\n\n"
                 return
@@ -55,10 +53,12 @@ async def document_events(
                 yield _event(document)
             if document.status in FINAL:
                 return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(RECHECK_SECONDS, KEEPALIVE_SECONDS)):
+                    await stream.changed.wait()
             if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
                 quiet_since = time.monotonic()
                 yield ": keep-alive\n\n"
-            await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
+        yield 'event: revoked\ndata: {"error": "unauthorized"}\n\n'
     finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        state.live.close(stream)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api.request_context import request_id_of
 from shared.errors import AppError
 from shared.storage import StorageError, StorageRefused, StorageUnavailable
 
@@ -18,15 +19,19 @@ log = structlog.get_logger("chute.api")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "too_large"}
 
 
-def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(
+    status: int, code: str, detail: str, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, error: AppError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, retry_after=error.retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -45,8 +50,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("api.error", path=request.url.path)
-        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+        # Runs outside the request's middleware (Starlette's outermost layer), so the id is passed here.
+        request_id = request_id_of(request.scope)
+        log.exception("api.error", path=request.url.path, request_id=request_id)
+        response = error_response(
+            500, "internal_error", f"Something went wrong on our side; it was logged as request {request_id}."
+        )
+        response.headers["X-Request-ID"] = request_id
+        return response
 
 
 def install_dependency_handlers(app: FastAPI) -> None:
@@ -62,8 +73,22 @@ def install_dependency_handlers(app: FastAPI) -> None:
 
     async def _storage(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StorageError)
+        # The bucket's own words stay in the log (with the request id); the tenant gets what to do.
         log.warning("api.dependency.down", dependency="s3", code=error.s3_code, error=error.message)
-        return error_response(error.status, error.code, error.message)
+        if isinstance(error, StorageUnavailable):
+            return error_response(error.status, error.code, "The bucket is not answering; try again shortly.")
+        return error_response(
+            error.status, error.code, "The bucket refused the operation; try again, or ask the operator."
+        )
+
+    async def _query_timeout(request: Request, error: Exception) -> JSONResponse:
+        log.warning("api.query.timeout", path=request.url.path, error=str(error))
+        seconds = request.app.state.chute.settings.api_statement_timeout_ms / 1000
+        return error_response(
+            503,
+            "query_timeout",
+            f"The query ran past the {seconds:g} s limit and was stopped; narrow it or try again shortly.",
+        )
 
     async def _queue(_: Request, error: Exception) -> JSONResponse:
         log.warning("api.dependency.down", dependency="redis", error=str(error))
@@ -73,5 +98,7 @@ def install_dependency_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StorageRefused, _storage)
     app.add_exception_handler(psycopg.OperationalError, _database)
     app.add_exception_handler(psycopg_pool.PoolTimeout, _database)
+    # A subclass of OperationalError: Starlette picks the closest handler, so this one wins.
+    app.add_exception_handler(psycopg.errors.QueryCanceled, _query_timeout)
     app.add_exception_handler(redis.exceptions.ConnectionError, _queue)
     app.add_exception_handler(kombu.exceptions.OperationalError, _queue)

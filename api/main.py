@@ -6,15 +6,23 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
+import redis
 import redis.asyncio
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from api.auth import forget_key
+from api.body_limits import BodyLimits
 from api.errors import install_dependency_handlers, install_error_handlers
-from api.routes import documents, events, health, metrics, search, tasks, uploads
+from api.live import LiveHub
+from api.request_context import RequestContext
+from api.routes import documents, events, health, metrics, search, tasks, uploads, usage
+from api.security_headers import SecurityHeaders
 from api.state import AppState
 from shared.db import open_pool, open_read_pool
 from shared.logging import configure_logging
@@ -23,6 +31,7 @@ from shared.settings import Settings, get_settings
 from shared.storage import Storage
 
 STATIC_DIR = Path(__file__).parent / "static"
+log = structlog.get_logger("chute.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,9 +40,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
-        pool = open_pool(settings)
+        if "*" in settings.cors_allow_origins:
+            log.warning(
+                "api.cors.any_origin",
+                detail="CHUTE_CORS_ALLOW_ORIGINS allows any origin: right for the local stack only; "
+                "list your page's origins in production.",
+            )
+        pool = open_pool(settings, statement_timeout_ms=settings.api_statement_timeout_ms)
         reads = await open_read_pool(settings)
         events = redis.asyncio.Redis.from_url(settings.redis_url)
+        limits = redis.asyncio.Redis.from_url(
+            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+        live = LiveHub(
+            events,
+            per_tenant=settings.sse_max_streams_per_tenant,
+            per_process=settings.sse_max_streams_per_process,
+        )
+        live.on_revoked.append(partial(forget_key, negative_seconds=settings.api_key_cache_seconds))
+        live.start()
         app.state.chute = AppState(
             settings=settings,
             pool=pool,
@@ -41,14 +66,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             storage=Storage(settings),
             celery=make_celery(settings),
             redis=events,
+            limits=limits,
+            notices=redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
             proxied_uploads=asyncio.Semaphore(settings.proxied_upload_concurrency),
+            live=live,
         )
         # Load the query embedder now, in the background: the first search need not wait for it.
         threading.Thread(target=app.state.chute.warm_up, name="embedder-warmup", daemon=True).start()
         try:
             yield
         finally:
+            await live.stop()
             await events.aclose()
+            await limits.aclose()
+            app.state.chute.notices.close()
             await reads.close()
             pool.close()
 
@@ -57,16 +88,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Document ingestion for retrieval: upload, watch, search.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN; /openapi.json is served for any viewer.
+        docs_url=None,
+        redoc_url=None,
     )
+    # No route reads a byte past its limit. Added before CORS, so CORS wraps it and its 413 too.
+    app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_allow_origins,
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(RequestContext)  # outermost: every answer and log line has the request's id
     install_error_handlers(app)
     install_dependency_handlers(app)
-    for module in (health, metrics, uploads, documents, tasks, search, events):
+    for module in (health, metrics, uploads, documents, tasks, search, usage, events):
         app.include_router(module.router)
     # The upload page: static files, no build step. Mounted last so API routes take precedence.
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")

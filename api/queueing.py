@@ -1,4 +1,5 @@
-"""Sending ingestion tasks, always after the transaction that queued the row has committed."""
+"""Sending ingestion tasks, always after the transaction that queued the row has committed, and
+announcing the API's own changes to a document to its live streams (on every API process)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 
 from api.schemas import QueuedOut
 from api.state import AppState
+from shared.events import publish_change
 from shared.queue import send_ingest
 
 log = structlog.get_logger("chute.api")
@@ -25,6 +27,12 @@ def enqueue(state: AppState, row: dict[str, Any]) -> None:
         send_ingest(state.celery, row["id"], row["task_id"])
     except (kombu.exceptions.OperationalError, redis.RedisError) as error:
         log.warning("api.enqueue.deferred", document_id=str(row["id"]), error=str(error))
+    announce(state, row["id"])
+
+
+def announce(state: AppState, document_id: Any) -> None:
+    """Wake the document's live streams: the change is committed (a lost notice only delays them)."""
+    publish_change(state.notices, document_id)
 
 
 def queued_answer(row: dict[str, Any]) -> QueuedOut:

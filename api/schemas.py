@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from shared.input_rules import check_metadata, check_name, check_text
 from shared.pipeline.chunking import ChunkingSettings
 from shared.services.uploads import UploadRequest
+
+Name = Annotated[str, AfterValidator(check_name)]
+Text = Annotated[str, AfterValidator(check_text)]
+Metadata = Annotated[dict[str, Any], AfterValidator(check_metadata)]
 
 
 class UploadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    filename: str = Field(min_length=1, max_length=1000)
+    filename: Name = Field(min_length=1, max_length=1000)
     size: int = Field(ge=0, description="Exact size in bytes; the bucket object must match it.")
-    content_type: str | None = Field(default=None, max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    content_type: Name | None = Field(default=None, max_length=200)
+    metadata: Metadata = Field(default_factory=dict)
     chunking: ChunkingSettings | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
@@ -84,7 +89,7 @@ class BatchOut(BaseModel):
 
 class CompletedPart(BaseModel):
     part_number: int = Field(ge=1, le=10_000)
-    etag: str = Field(min_length=1, max_length=200)
+    etag: Name = Field(min_length=1, max_length=200)
 
 
 class CompleteIn(BaseModel):
@@ -187,13 +192,13 @@ class SearchFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     document_ids: list[uuid.UUID] | None = Field(default=None, max_length=1000)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=2000)
+    query: Text = Field(min_length=1, max_length=2000)
     k: int = Field(default=10, ge=1, le=100)
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     filter: SearchFilter | None = None
@@ -213,3 +218,19 @@ class SearchHit(BaseModel):
 class SearchOut(BaseModel):
     results: list[SearchHit]
     took_ms: float
+
+
+class UsageLimits(BaseModel):
+    documents: int
+    bytes: int
+    pending_uploads: int
+    requests_per_second: int = Field(description="Per tenant, across every API process; 0: unlimited.")
+    upload_size: int
+    chunks_per_document: int
+
+
+class UsageOut(BaseModel):
+    documents: int
+    bytes: int
+    pending_uploads: int
+    limits: UsageLimits

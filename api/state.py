@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
+import redis
 import redis.asyncio
 import structlog
 from celery import Celery
 from psycopg_pool import ConnectionPool
 
+from api.live import LiveHub
+from api.snapshots import Snapshot
 from shared.db import ReadPool
 from shared.pipeline.embedding import Embedder, get_embedder
 from shared.settings import Settings
@@ -24,8 +28,16 @@ class AppState:
     reads: ReadPool  # single-statement reads on the event loop: status and key lookups
     storage: Storage
     celery: Celery
-    redis: redis.asyncio.Redis
+    # Rate counters: short timeouts, so a Redis outage cannot stall requests. (Declared before the
+    # `redis` field, which would shadow the module in later annotations.)
+    limits: redis.asyncio.Redis
+    notices: redis.Redis  # change notices the API publishes from its units of work (thread pool)
+    redis: redis.asyncio.Redis  # document change notices (SSE)
     proxied_uploads: asyncio.Semaphore
+    live: LiveHub  # the one Redis subscription behind every SSE stream, and their caps
+    # /ready and /metrics answer from these: one dependency check per interval, whatever the traffic.
+    readiness: Snapshot[tuple[int, dict[str, Any]]] = field(default_factory=lambda: Snapshot(1.0))
+    metrics: Snapshot[bytes] = field(default_factory=lambda: Snapshot(5.0))
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def embedder(self) -> Embedder:

@@ -26,6 +26,7 @@ ORDER = [
     "extraction",
     "ocr",
     "retrieval",
+    "fairness",
 ]
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.client import FINAL_STATES, CliError
+from cli.render import plain
 
 if TYPE_CHECKING:
     from cli.client import ChuteApi
@@ -56,7 +57,7 @@ class SearchMode(StrEnum):
 
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print(f"error: {plain(message)}", file=sys.stderr, flush=True)
     return typer.Exit(exit_code)
 
 
@@ -354,7 +355,7 @@ def rm(
                     if error.status == 401:
                         raise
                     failed += 1
-                    print(f"error: {doc_id}: {error.message}", file=sys.stderr, flush=True)
+                    print(f"error: {doc_id}: {plain(error.message)}", file=sys.stderr, flush=True)
                     continue
                 print(f"Deleted {doc_id}", flush=True)
     if failed:

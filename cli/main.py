@@ -7,11 +7,10 @@ imported inside the commands so that `chute --help` stays fast.
 
 from __future__ import annotations
 
-import re
-
 import typer
 
 from cli import commands
+from cli.keys import keys_app
 
 app = typer.Typer(
     help="Chute: document ingestion for retrieval. Upload, follow, search and delete documents; "
@@ -22,12 +21,9 @@ app = typer.Typer(
 commands.register(app)
 
 ADMIN = "Administration (uses the server's CHUTE_* settings)"
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 bucket_app = typer.Typer(help="The S3 bucket.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
 app.add_typer(bucket_app, name="bucket", rich_help_panel=ADMIN)
-
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 @app.command(rich_help_panel=ADMIN)
@@ -49,29 +45,6 @@ def create_bucket() -> None:
     settings = get_settings()
     Storage(settings).ensure_bucket(cors_origins=settings.cors_allow_origins)
     typer.echo(f"Bucket '{settings.s3_bucket}' is ready.")
-
-
-@keys_app.command("create")
-def create_key(
-    tenant: str = typer.Option(..., help="Tenant name: lowercase letters, digits, - and _."),
-) -> None:
-    """Create an API key for a tenant (the tenant is created if new). The key is printed once, last."""
-    from shared.db import open_pool, transaction
-    from shared.repositories import keys
-    from shared.settings import get_settings
-
-    if not TENANT_PATTERN.match(tenant):
-        raise typer.BadParameter(
-            "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
-        )
-    pool = open_pool(get_settings(), min_size=1, max_size=1)
-    try:
-        with transaction(pool) as conn:
-            key = keys.create_key(conn, tenant)
-    finally:
-        pool.close()
-    typer.echo(f"Created an API key for tenant '{tenant}'. It is shown only this once:")
-    typer.echo(key)
 
 
 if __name__ == "__main__":

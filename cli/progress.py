@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from cli.render import plain
 from cli.upload import FileJob
 
 if TYPE_CHECKING:
@@ -80,12 +81,12 @@ class RichReporter:
     def _print(self, text: str, style: str) -> None:
         from rich.text import Text
 
-        self.progress.console.print(Text(text, style=style))
+        self.progress.console.print(Text(plain(text), style=style))
 
     def add(self, job: FileJob) -> None:
         with self.lock:
             self.tasks[id(job)] = self.progress.add_task(
-                short_name(job.name), total=max(job.size, 1), phase="bytes"
+                short_name(plain(job.name)), total=max(job.size, 1), phase="bytes"
             )
 
     def sent(self, job: FileJob, n: int) -> None:
@@ -184,7 +185,7 @@ class LineReporter:
             if self.said.get(id(job)) == event:
                 return
             self.said[id(job)] = event
-            print(f"{event:<9} {text}", file=sys.stderr, flush=True)
+            print(f"{event:<9} {plain(text)}", file=sys.stderr, flush=True)
 
     def add(self, job: FileJob) -> None:
         pass

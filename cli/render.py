@@ -1,15 +1,22 @@
-"""Tables and text for people; `--json` output bypasses all of this."""
+"""Tables and text for people; `--json` output bypasses all of this.
+
+Text from the server (filenames, chunk text, error messages) is a tenant's or a document's, so it is
+shown through `plain` and `cell`: never read as Rich markup, and with control characters (terminal
+escape sequences, bidirectional overrides) shown as visible escapes instead of reaching the terminal.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from cli.upload import FileJob
 
@@ -23,6 +30,25 @@ STATUS_STYLES = {
     "cancelled": "magenta",
     "expired": "magenta",
 }
+
+
+def _visible(char: str) -> str:
+    if unicodedata.category(char) in ("Cc", "Cf", "Cs"):
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    return char
+
+
+def plain(value: object) -> str:
+    """`value` as text a terminal shows as it is: control and format characters become escapes."""
+    text = str(value)
+    return text if text.isprintable() else "".join(_visible(char) for char in text)
+
+
+def cell(value: object, style: str = "") -> Text:
+    """`plain(value)` as a Rich table cell, which Rich never reads as markup."""
+    from rich.text import Text
+
+    return Text(plain(value), style=style)
 
 
 def stdout_console() -> Console:
@@ -50,10 +76,8 @@ def status_text(status: str, step: str | None = None, progress: int | None = Non
     return status
 
 
-def _styled(status: str, text: str | None = None) -> Any:
-    from rich.text import Text
-
-    return Text(text or status, style=STATUS_STYLES.get(status, ""))
+def _styled(status: str, text: str | None = None) -> Text:
+    return cell(text or status, STATUS_STYLES.get(status, ""))
 
 
 def size_text(size: int | None) -> str:
@@ -81,21 +105,21 @@ def document_table(doc: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
-    table.add_row("Document", str(doc.get("document_id")))
-    table.add_row("File", str(doc.get("filename")))
+    table.add_row("Document", cell(doc.get("document_id")))
+    table.add_row("File", cell(doc.get("filename")))
     table.add_row(
         "Status", _styled(doc["status"], status_text(doc["status"], doc.get("step"), doc.get("progress")))
     )
     table.add_row("Chunks", str(doc.get("chunk_count", 0)))
-    table.add_row("Type", str(doc.get("content_type")))
+    table.add_row("Type", cell(doc.get("content_type")))
     table.add_row("Size", size_text(doc.get("size")))
     if doc.get("error"):
         table.add_row("Error", _styled("failed", _error_text(doc["error"])))
     if doc.get("metadata"):
-        table.add_row("Metadata", json.dumps(doc["metadata"], ensure_ascii=False))
+        table.add_row("Metadata", cell(json.dumps(doc["metadata"], ensure_ascii=False)))
     table.add_row("Attempts", str(doc.get("attempts", 0)))
     table.add_row("Task", str(doc.get("task_id") or "-"))
-    table.add_row("Object", str(doc.get("object_key")))
+    table.add_row("Object", cell(doc.get("object_key")))
     table.add_row("Created", _time(doc.get("created_at")))
     table.add_row("Updated", _time(doc.get("updated_at")))
     table.add_row("Indexed", _time(doc.get("indexed_at")))
@@ -118,8 +142,8 @@ def documents_table(items: list[dict[str, Any]]) -> Table:
         if doc.get("error"):
             text += f" ({doc['error'].get('code')})"
         table.add_row(
-            str(doc["document_id"]),
-            str(doc["filename"]),
+            cell(doc["document_id"]),
+            cell(doc["filename"]),
             _styled(status, text),
             str(doc.get("chunk_count", 0)),
             size_text(doc.get("size")),
@@ -146,9 +170,9 @@ def search_table(results: list[dict[str, Any]]) -> Table:
         table.add_row(
             str(rank),
             f"{hit['score']:.4f}",
-            str(hit["filename"]),
+            cell(hit["filename"]),
             "-" if hit.get("page") is None else str(hit["page"]),
-            passage(str(hit.get("text", ""))),
+            cell(passage(str(hit.get("text", "")))),
         )
     return table
 
@@ -169,11 +193,11 @@ def upload_table(jobs: list[FileJob]) -> Table:
             error = f"{job.error_code}: {job.error_message}" if job.error_message else job.error_code
         status = job.status if job.error_code != "wait_timeout" else f"{job.status} (still)"
         table.add_row(
-            job.name,
+            cell(job.name),
             _styled(job.status, status),
             "-" if job.chunk_count is None else str(job.chunk_count),
-            job.document_id or "-",
-            error,
+            cell(job.document_id or "-"),
+            cell(error),
         )
     return table
 

@@ -25,16 +25,28 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     register_vector(conn)
 
 
-def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = None) -> ConnectionPool:
+def _timeout_option(statement_timeout_ms: int | None) -> dict[str, str]:
+    """Connection options making Postgres cancel any statement running past the limit (lock waits
+    included), so one expensive query cannot hold a pooled connection for long."""
+    return {"options": f"-c statement_timeout={int(statement_timeout_ms)}"} if statement_timeout_ms else {}
+
+
+def open_pool(
+    settings: Settings,
+    *,
+    min_size: int = 1,
+    max_size: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> ConnectionPool:
     """A pool of autocommit-off connections returning rows as dicts.
 
-    Workers call this once per process after fork; the API once at start-up.
+    Workers call this once per process after fork; the API once at start-up, with a statement timeout.
     """
     pool: ConnectionPool = ConnectionPool(
         settings.database_url,
         min_size=min_size,
         max_size=max_size or settings.db_pool_size,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, **_timeout_option(statement_timeout_ms)},
         configure=_configure,
         check=ConnectionPool.check_connection,
         open=False,
@@ -51,12 +63,17 @@ READ_WAIT_SECONDS = 5.0
 
 async def open_read_pool(settings: Settings, *, max_size: int | None = None) -> ReadPool:
     """A pool of autocommit connections for the API's hot single-statement reads (a document's status,
-    an API key), served on the event loop: one round trip each, no thread hand-off."""
+    an API key), served on the event loop: one round trip each, no thread hand-off. Its statements
+    have the API's statement timeout."""
     pool: ReadPool = AsyncConnectionPool(
         settings.database_url,
         min_size=1,
         max_size=max_size or settings.db_pool_size,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs={
+            "row_factory": dict_row,
+            "autocommit": True,
+            **_timeout_option(settings.api_statement_timeout_ms),
+        },
         timeout=READ_WAIT_SECONDS,
         # While Postgres is down the pool retries connecting with a delay that doubles each time; a
         # short give-up keeps that delay from outliving the outage, so the first read after it
@@ -74,11 +91,12 @@ async def read_one(pool: ReadPool, query: str, params: tuple[Any, ...]) -> dict[
 
     Connections are not checked before use (that would double the round trips). One that died idle
     in the pool, as all do when Postgres restarts, fails here: the pool then drops every dead one and
-    the read is tried once more. No connection in time (PoolTimeout) is not retried.
+    the read is tried once more. No connection in time (PoolTimeout) and a statement cancelled by
+    its timeout (QueryCanceled) are not retried.
     """
     try:
         return await _read_one(pool, query, params)
-    except PoolTimeout:
+    except (PoolTimeout, psycopg.errors.QueryCanceled):
         raise
     except psycopg.OperationalError:
         await pool.check()

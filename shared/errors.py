@@ -10,6 +10,7 @@ from __future__ import annotations
 class AppError(Exception):
     status: int = 400
     code: str = "bad_request"
+    retry_after: int | None = None  # seconds, sent as `Retry-After` when set
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -43,6 +44,15 @@ class UnsupportedType(AppError):
 class Unauthorized(AppError):
     status = 401
     code = "unauthorized"
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class DependencyDown(AppError):

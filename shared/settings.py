@@ -131,13 +131,41 @@ class Settings(BaseSettings):
     events_token: SecretStr | None = None
 
     # API
+    # Request bodies are refused (413) past these sizes, before they are read whole: JSON endpoints
+    # (a batch of 100 uploads with metadata fits), and the bucket's event webhook. The proxied upload's
+    # limit is max_upload_size.
+    max_json_body_bytes: int = Field(default=2 * MiB, ge=64 * 1024)
+    max_event_body_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
     # Proxied uploads (POST /v1/documents) one API process streams at once; more wait their turn,
     # so its memory stays at most this many multipart parts (8 MiB each).
     proxied_upload_concurrency: int = 8
+    # A proxied upload is cut off (408) when its client sends nothing for this long, or is not done
+    # within the timeout (100 MiB in an hour is 230 kbit/s); its row expires at that deadline too.
+    proxied_upload_idle_seconds: float = Field(default=30.0, gt=0)
+    proxied_upload_timeout_seconds: int = Field(default=3600, ge=10)
     # How long an API process remembers which tenant a valid key belongs to (0: ask every time).
-    # A key removed from the database stops working within this time.
+    # `chute keys revoke` reaches every process at once through Redis; a process that misses the
+    # notice (Redis down) stops accepting the key within this time.
     api_key_cache_seconds: float = 10.0
+    # How long a key that matched nothing is refused without asking the database again.
+    api_key_negative_cache_seconds: float = 5.0
+    # Requests per second, shared by every API process through Redis: per tenant, and per client
+    # address for requests without a valid key (and /ready, /metrics). 429 with Retry-After past
+    # them; 0 turns a limit off. Behind a proxy, run uvicorn with --proxy-headers.
+    rate_limit_per_second: int = Field(default=100, ge=0)
+    anonymous_rate_limit_per_second: int = Field(default=20, ge=0)
+    # What one tenant may hold (429 quota_exceeded past them): documents, declared bytes, and uploads
+    # presigned but not yet arrived. Chunks per document: max_chunks.
+    tenant_max_documents: int = Field(default=100_000, ge=1)
+    tenant_max_bytes: int = Field(default=100 * 1024 * MiB, ge=1)
+    tenant_max_pending_uploads: int = Field(default=1_000, ge=1)
+    # Live document streams (SSE) open at once, per tenant and per API process (429 past them).
+    sse_max_streams_per_tenant: int = Field(default=50, ge=1)
+    sse_max_streams_per_process: int = Field(default=2_000, ge=1)
     db_pool_size: int = 10
+    # Postgres cancels an API statement running longer than this (search above all), so one tenant's
+    # expensive query cannot hold a pooled connection; the client gets 503 `query_timeout`. 0: none.
+    api_statement_timeout_ms: int = Field(default=10_000, ge=0)
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
 

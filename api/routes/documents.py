@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api import document_events as events
+from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
 from api.proxied_upload import stream_form_to_bucket
-from api.queueing import enqueue, queued_answer
+from api.queueing import announce, enqueue, queued_answer
 from api.schemas import ChunkListOut, ChunkOut, DocumentListOut, DocumentOut, QueuedOut
 from api.state import AppState
 from shared.db import transaction
@@ -20,7 +22,7 @@ from shared.errors import AppError, NotFound
 from shared.repositories import documents as document_rows
 from shared.services import documents, uploads
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+router = APIRouter(prefix="/v1/documents", tags=["documents"], route_class=AuthenticatedRoute)
 
 
 @router.post(
@@ -100,13 +102,19 @@ def list_documents(
         200: {"content": {"text/event-stream": {}}, "description": "`status` events until a final state"}
     },
 )
-async def document_events(document_id: uuid.UUID, tenant: Tenant, state: State) -> StreamingResponse:
-    """Server-Sent Events: one `status` event (the document JSON) per change; ends after a final state."""
+async def document_events(
+    document_id: uuid.UUID, tenant: Tenant, state: State, request: Request
+) -> StreamingResponse:
+    """Server-Sent Events: one `status` event (the document JSON) per change; ends after a final state
+    (or when the key is revoked). 429 `too_many_streams` past the per-tenant or per-process cap."""
     await _read_document(state, tenant, document_id)  # 404 before the stream starts
+    stream = state.live.open(tenant, request.state.key_hash, str(document_id))
     return StreamingResponse(
-        events.document_events(state, state.redis, tenant, document_id),
+        events.document_events(state, stream, document_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # The generator closes the stream; this covers a client gone before it ever started.
+        background=BackgroundTask(state.live.close, stream),
     )
 
 
@@ -132,7 +140,9 @@ def list_chunks(
 @router.post("/{document_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 def cancel_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
     with transaction(state.pool) as conn:
-        return DocumentOut.from_row(documents.cancel_document(conn, state.storage, tenant, document_id))
+        row = documents.cancel_document(conn, state.storage, tenant, document_id)
+    announce(state, document_id)
+    return DocumentOut.from_row(row)
 
 
 @router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED)
@@ -147,4 +157,5 @@ def reindex_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> Qu
 def delete_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> Response:
     with transaction(state.pool) as conn:
         documents.delete_document(conn, state.storage, tenant, document_id)
+    announce(state, document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

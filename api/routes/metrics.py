@@ -1,13 +1,16 @@
-"""`/metrics`: Prometheus text. Document figures come from Postgres and the queue depth from Redis
-at scrape time; workers serve their own step timings, retries and failures (worker/celery_app.py)."""
+"""`/metrics`: Prometheus text. Document figures come from Postgres and the queue depth from Redis,
+taken at most once every 5 s per process (scrapes in between get that snapshot); workers serve their
+own step timings, retries and failures (worker/celery_app.py)."""
 
 from __future__ import annotations
 
 import redis
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, ProcessCollector, generate_latest
 
+from api.auth import limit_anonymous
 from api.deps import State
+from api.state import AppState
 from shared.db import transaction
 from shared.queue import queue_depth
 from shared.repositories import documents
@@ -16,8 +19,12 @@ from shared.services.documents import STATUSES
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[Depends(limit_anonymous)])
 def metrics(state: State) -> Response:
+    return Response(state.metrics.get(lambda: _scrape(state)), media_type=CONTENT_TYPE_LATEST)
+
+
+def _scrape(state: AppState) -> bytes:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     by_status = Gauge("chute_documents", "Documents by status.", ["status"], registry=registry)
@@ -35,4 +42,4 @@ def metrics(state: State) -> Response:
         depth.set(queue_depth(redis.Redis.from_url(state.settings.redis_url, socket_timeout=2)))
     except redis.RedisError:
         depth.set(float("nan"))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return generate_latest(registry)

@@ -6,12 +6,13 @@ import time
 
 from fastapi import APIRouter
 
+from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
 from api.schemas import SearchHit, SearchIn, SearchOut
 from shared.db import transaction
 from shared.services import search as search_service
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(prefix="/v1/search", tags=["search"], route_class=AuthenticatedRoute)
 
 
 @router.post("")

@@ -7,14 +7,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 
+from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
+from api.queueing import announce
 from api.schemas import TaskOut, TaskProgress, TaskResult
 from shared.db import transaction
 from shared.errors import NotFound
 from shared.repositories import documents as document_rows
 from shared.services import documents
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=AuthenticatedRoute)
 
 TaskStatus = Literal["PENDING", "STARTED", "PROCESSING", "SUCCESS", "FAILURE", "REVOKED"]
 
@@ -55,4 +57,5 @@ def cancel_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> Response:
     with transaction(state.pool) as conn:
         row = _found(document_rows.get_document_by_task(conn, tenant, task_id))
         documents.cancel_document(conn, state.storage, tenant, row["id"])
+    announce(state, row["id"])
     return Response(status_code=status.HTTP_202_ACCEPTED)

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
+from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
 from api.queueing import enqueue, queued_answer
 from api.schemas import (
@@ -26,7 +27,7 @@ from shared.errors import AppError
 from shared.services import uploads
 from shared.services.uploads import PresignedUpload
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=AuthenticatedRoute)
 
 
 def _answer(presigned: PresignedUpload) -> UploadOut:

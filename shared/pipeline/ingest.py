@@ -89,22 +89,33 @@ class _Cancelled(Exception):
     pass
 
 
-def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
+def ingest_document(ctx: WorkerContext, ticket: uuid.UUID) -> Outcome:
+    """Process the next document, fairly between tenants.
+
+    A message is a ticket: it names the document whose queuing sent it, but the worker takes the
+    queued document of the tenant served least recently, so one tenant's flood delays another
+    tenant's document by at most one document per tenant with work queued. Every queued document
+    sent a message, so every one is taken by some message. With nothing queued, the ticket's own
+    document is claimed if its previous holder's lease ran out (a dead worker's redelivery).
+    """
     settings = ctx.settings
     try:
         with transaction(ctx.pool) as conn:
-            row = documents.claim_document(conn, document_id, settings.lease_seconds)
-            held = row is None and documents.lease_is_live(conn, document_id)
+            row = documents.claim_fairest(conn, settings.lease_seconds)
+            if row is None:
+                row = documents.claim_document(conn, ticket, settings.lease_seconds)
+            held = row is None and documents.lease_is_live(conn, ticket)
     except psycopg.OperationalError as error:  # still `queued`: the reconciler sends it again
-        log.warning("ingest.claim.unavailable", document_id=str(document_id), error=str(error))
+        log.warning("ingest.claim.unavailable", document_id=str(ticket), error=str(error))
         ctx.recover_pool(error)
         return Outcome("released")
     if row is None:
         # Held: another worker is on it; should that worker die, its lease runs out and the
         # reconciler queues the document again.
-        log.info("ingest.claim.held" if held else "ingest.claim.skipped", document_id=str(document_id))
+        log.info("ingest.claim.held" if held else "ingest.claim.skipped", document_id=str(ticket))
         return Outcome("held" if held else "skipped")
 
+    document_id: uuid.UUID = row["id"]
     run = _Run(ctx, document_id, int(row["attempts"]))
     publish_change(ctx.redis, document_id)
     log.info("ingest.claimed", document_id=str(document_id), attempt=run.attempt)
@@ -138,9 +149,10 @@ def ingest_document(ctx: WorkerContext, document_id: uuid.UUID) -> Outcome:
         return Outcome("failed")
     except (StorageError, psycopg.OperationalError) as error:
         return run.release(error)
-    except Exception as error:
+    except Exception:
         log.exception("ingest.error", document_id=str(document_id))
-        run.fail("internal_error", f"Chute could not process the document ({type(error).__name__}: {error}).")
+        # The exception's text is in the log above; the tenant gets a plain sentence.
+        run.fail("internal_error", "Chute could not process the document; the error was logged.")
         return Outcome("failed")
     return Outcome("indexed", chunk_count=count)
 

@@ -123,8 +123,10 @@ def set_upload_id(conn: Connection, document_id: uuid.UUID, upload_id: str | Non
 def set_upload_details(
     conn: Connection, document_id: uuid.UUID, *, size: int, metadata: dict[str, Any]
 ) -> Row:
+    """What a proxied upload turned out to be; the multipart upload it streamed through is complete."""
     row = conn.execute(
-        "UPDATE documents SET size = %s, metadata = %s, updated_at = now() WHERE id = %s RETURNING *",
+        "UPDATE documents SET size = %s, metadata = %s, upload_id = NULL, updated_at = now()"
+        " WHERE id = %s RETURNING *",
         (size, Jsonb(metadata), document_id),
     ).fetchone()
     assert row is not None
@@ -178,6 +180,36 @@ def delete_document(conn: Connection, document_id: uuid.UUID) -> None:
 
 
 # -- the worker's side: claim, progress, finish --------------------------------------------------
+
+
+def claim_fairest(conn: Connection, lease_seconds: int) -> Row | None:
+    """Take the queued document of the tenant served least recently (oldest first within a tenant),
+    and mark that tenant served: claims go round-robin between tenants with queued documents.
+
+    Returns the row with its new `attempts`, or None when nothing is queued (or all of it is being
+    claimed by other workers right now).
+    """
+    return conn.execute(
+        """
+        WITH next AS (
+            SELECT d.id, d.tenant_id
+            FROM documents d JOIN tenants t ON t.id = d.tenant_id
+            WHERE d.status = 'queued'
+            ORDER BY t.last_claimed_at NULLS FIRST, d.queued_at, d.id
+            LIMIT 1
+            FOR UPDATE OF d SKIP LOCKED
+        ), served AS (
+            UPDATE tenants SET last_claimed_at = clock_timestamp() FROM next WHERE tenants.id = next.tenant_id
+        )
+        UPDATE documents
+        SET status = 'processing', step = 'downloading', progress = 0, attempts = attempts + 1,
+            lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
+        FROM next
+        WHERE documents.id = next.id
+        RETURNING documents.*
+        """,
+        (lease_seconds,),
+    ).fetchone()
 
 
 def claim_document(conn: Connection, document_id: uuid.UUID, lease_seconds: int) -> Row | None:
@@ -310,6 +342,11 @@ def requeue(conn: Connection, document_id: uuid.UUID) -> Row | None:
     ).fetchone()
 
 
+def queued_count(conn: Connection) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM documents WHERE status = 'queued'").fetchone()
+    return int(row["n"]) if row else 0
+
+
 def long_queued(conn: Connection, older_than_seconds: int, limit: int) -> list[Row]:
     return conn.execute(
         """
@@ -353,6 +390,23 @@ def mark_expired(conn: Connection, document_id: uuid.UUID) -> Row | None:
 
 def find_by_object_key(conn: Connection, object_key: str) -> Row | None:
     return conn.execute("SELECT * FROM documents WHERE object_key = %s FOR UPDATE", (object_key,)).fetchone()
+
+
+def tenant_usage(conn: Connection, tenant_id: str) -> Row:
+    """What a tenant holds: documents and declared bytes (expired and cancelled ones hold nothing),
+    and uploads still awaiting their bytes."""
+    row = conn.execute(
+        """
+        SELECT count(*) AS documents,
+               coalesce(sum(size), 0)::bigint AS bytes,
+               count(*) FILTER (WHERE status = 'awaiting_upload') AS pending_uploads
+        FROM documents
+        WHERE tenant_id = %s AND status NOT IN ('expired', 'cancelled')
+        """,
+        (tenant_id,),
+    ).fetchone()
+    assert row is not None
+    return row
 
 
 # -- figures for /metrics ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from shared.db import transaction
-from shared.queue import tasks_in_broker
+from shared.queue import queue_depth, tasks_in_broker
 from shared.repositories import documents
 from shared.services.uploads import verify_and_queue
 from shared.settings import Settings
@@ -93,9 +93,17 @@ def _resend_lost(
         if not waiting:
             return []
         in_broker = tasks_in_broker(client, delivered_within=settings.queued_grace_seconds)
+        # A message is a ticket: a worker takes the fairest queued document, not necessarily the one
+        # the message names. A document whose own message was spent on another is not lost as long
+        # as as many messages wait in the queue as documents are queued. (Messages delivered but not
+        # yet claimed are not counted: the worst that costs is a spare ticket, which claims nothing.)
+        missing = documents.queued_count(conn) - queue_depth(client)
         for row in waiting:
+            if missing <= 0:
+                break
             if str(row["task_id"]) in in_broker:
                 continue  # still on its way: just a long queue
+            missing -= 1
             queued = documents.requeue(conn, row["id"])  # restarts the grace period
             if queued is not None:
                 sends.append((queued["id"], queued["task_id"]))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from shared.db import Connection
 from shared.errors import AppError, Conflict, DocumentFailed, NotFound, PayloadTooLarge, UnsupportedType
 from shared.filetypes import MEDIA_TYPES, file_type_of
@@ -22,10 +24,13 @@ from shared.pipeline.extractors.ocr import OcrOptions
 from shared.pipeline.sniff import check_leading_bytes
 from shared.queue import task_id_for
 from shared.repositories import documents
+from shared.services import quotas
 from shared.settings import Settings
 from shared.storage import ObjectInfo, PresignedPost, Storage, StorageRefused
 
 Row = dict[str, Any]
+
+log = structlog.get_logger("chute.uploads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,7 @@ def create_document(
     if request.size is not None:
         check_size(settings, request.size)
     file_type = resolve_type(settings, request.filename, request.content_type)
+    quotas.check_room_for_upload(conn, settings, tenant_id, request.size)
     document_id = uuid.uuid4()
     chunking = request.chunking or ChunkingSettings(
         chunk_size=settings.chunk_size, overlap=settings.chunk_overlap
@@ -192,7 +198,17 @@ def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | N
     except StorageRefused as error:
         if error.s3_code == "NoSuchUpload" and storage.head(row["object_key"]) is not None:
             return  # assembled by an earlier call whose answer was lost
-        raise Conflict(f"{error.message} Check every part was sent.", code="upload_incomplete") from error
+        # The bucket's own words stay in the log; the tenant gets what to do about it.
+        log.warning(
+            "upload.assemble.refused",
+            document_id=str(row["id"]),
+            bucket_code=error.s3_code,
+            bucket_message=error.message,
+        )
+        raise Conflict(
+            "The bucket could not assemble the upload; check every part was sent and its ETag is right.",
+            code="upload_incomplete",
+        ) from error
 
 
 def check_object(storage: Storage, settings: Settings, row: Row, info: ObjectInfo) -> None:
