@@ -1,4 +1,4 @@
-"""9. Fairness between tenants: tenant A queues a flood of small documents, tenant B one right after.
+"""11. Fairness between tenants: tenant A queues a flood of small documents, tenant B one right after.
 How many of A's waiting documents finish before B's, and how long B's takes from queued to indexed.
 One worker process and an instant embedder (the OpenAI-compatible stub), so only the queue decides.
 """
@@ -18,7 +18,7 @@ TEXT = b"Tide tables list the hours of high and low water for each harbour along
 
 
 def run(ctx: Context) -> Result:
-    result = Result("fairness", "9. Fairness: one tenant's flood, another's single document", ctx.smoke)
+    result = Result("fairness", "11. Fairness: one tenant's flood, another's single document", ctx.smoke)
     flood = 10 if ctx.smoke else 500
     services = ctx.services
     env = {

@@ -1,4 +1,4 @@
-"""9. Retrieval quality on a public dataset with published scores: SciFact (BEIR test split, 5,183
+"""10. Retrieval quality on a public dataset with published scores: SciFact (BEIR test split, 5,183
 PubMed abstracts, 300 claims as queries), nDCG@10 and recall@100 for `vector`, `keyword` and
 `hybrid` search, beside BM25 (BEIR paper) and all-MiniLM-L6-v2 (MTEB).
 
@@ -65,7 +65,7 @@ class Dataset:
 
 
 def run(ctx: Context) -> Result:
-    result = Result("retrieval", "9. Retrieval quality: SciFact against published scores", ctx.smoke)
+    result = Result("retrieval", "10. Retrieval quality: SciFact against published scores", ctx.smoke)
     if not (DATA / "corpus.jsonl").exists():
         result.notes.append(
             f"Skipped: {DATA} is not present (the data is CC BY-NC and never copied into the repository; "
