@@ -616,7 +616,7 @@ def up(root: Path, ports: Ports) -> None:
         (root / "env").write_text(
             "".join(f"export {k}={v}\n" for k, v in stack.env.items() if k.startswith("CHUTE_"))
         )
-        print(f"\nChute is running: http://127.0.0.1:{stack.ports.api}  (API docs: /docs)")
+        print(f"\nChute is running: http://127.0.0.1:{stack.ports.api}  (OpenAPI: /openapi.json)")
         print(f"Development API key (tenant 'dev'): {key_file.read_text().strip()}   [{key_file}]")
         print(f"OCR of scans and images: {ocr_state(OcrOptions.from_settings(Settings()))}")
         print(f"Logs: {root / 'logs'}.  Press Ctrl-C to stop.", flush=True)
