@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from shared.errors import AppError
@@ -51,12 +52,18 @@ class FormStream:
         )
 
     def feed(self, data: bytes) -> list[Event]:
-        self._parser.write(data)
+        try:
+            self._parser.write(data)
+        except FormParserError as error:
+            raise _malformed() from error
         events, self._events = self._events, []
         return events
 
     def finish(self) -> None:
-        self._parser.finalize()
+        try:
+            self._parser.finalize()
+        except FormParserError as error:
+            raise _malformed() from error
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._field += data[start:end]
@@ -82,3 +89,11 @@ class FormStream:
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._events.append(PartData(data[start:end]))
+
+
+def _malformed() -> AppError:
+    return AppError(
+        "The multipart/form-data body is malformed; send the file as a 'file' part.",
+        code="invalid_form",
+        status=400,
+    )

@@ -127,3 +127,18 @@ def test_a_proxied_upload_with_bad_text_is_refused_whole(
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "validation_error"
     assert client.http.get("/v1/documents").json()["items"] == []
+
+
+def test_a_malformed_multipart_body_answers_400_and_leaves_nothing(client: ChuteClient) -> None:
+    # Found by the fuzzer: a carriage return inside a part's header made the parser raise (500).
+    form = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\rX\r\n\r\nhello\r\n--b--\r\n'
+    )
+
+    answer = client.http.post(
+        "/v1/documents", content=form, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_form"
+    assert client.http.get("/v1/documents").json()["items"] == []
