@@ -7,14 +7,15 @@ closes its open streams.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from psycopg_pool import ConnectionPool
-
+    from shared.db import Connection
     from shared.settings import Settings
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -27,10 +28,21 @@ ExpiresOption = Annotated[
 ]
 
 
-def _pool(settings: Settings) -> ConnectionPool:
-    from shared.db import open_pool
+@contextmanager
+def _transaction(settings: Settings) -> Iterator[Connection]:
+    """One transaction on a one-connection pool, closed after; a refusal (`AppError`) exits 1 with
+    its message."""
+    from shared.db import open_pool, transaction
+    from shared.errors import AppError
 
-    return open_pool(settings, min_size=1, max_size=1)
+    pool = open_pool(settings, min_size=1, max_size=1)
+    try:
+        with transaction(pool) as conn:
+            yield conn
+    except AppError as error:
+        raise _failed(error) from None
+    finally:
+        pool.close()
 
 
 def _expiry(days: int | None) -> datetime | None:
@@ -59,7 +71,6 @@ def create_key(
     expires_in_days: ExpiresOption = None,
 ) -> None:
     """Create an API key for a tenant (the tenant is created if new). The key is printed once, last."""
-    from shared.db import transaction
     from shared.repositories import keys
     from shared.settings import get_settings
 
@@ -67,12 +78,8 @@ def create_key(
         raise typer.BadParameter(
             "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
         )
-    pool = _pool(get_settings())
-    try:
-        with transaction(pool) as conn:
-            key = keys.create_key(conn, tenant, label=label, expires_at=_expiry(expires_in_days))
-    finally:
-        pool.close()
+    with _transaction(get_settings()) as conn:
+        key = keys.create_key(conn, tenant, label=label, expires_at=_expiry(expires_in_days))
     typer.echo(f"Created an API key for tenant '{tenant}'. It is shown only this once:")
     typer.echo(key)
 
@@ -83,16 +90,11 @@ def list_keys(
 ) -> None:
     """Every key (or one tenant's): id, prefix, label, and whether it is active, expired or revoked."""
     from cli.render import cell, stdout_console
-    from shared.db import transaction
     from shared.repositories import keys
     from shared.settings import get_settings
 
-    pool = _pool(get_settings())
-    try:
-        with transaction(pool) as conn:
-            rows = keys.list_keys(conn, tenant)
-    finally:
-        pool.close()
+    with _transaction(get_settings()) as conn:
+        rows = keys.list_keys(conn, tenant)
     from rich.table import Table
 
     table = Table(header_style="bold")
@@ -128,20 +130,12 @@ def revoke_key(
     key: Annotated[str, typer.Argument(help="The key's id or prefix, as `keys list` shows.")],
 ) -> None:
     """Revoke a key: every API process refuses it at once and closes its open streams."""
-    from shared.db import transaction
-    from shared.errors import AppError
     from shared.services import api_keys
     from shared.settings import get_settings
 
     settings = get_settings()
-    pool = _pool(settings)
-    try:
-        with transaction(pool) as conn:
-            row = api_keys.revoke(conn, key)
-    except AppError as error:
-        raise _failed(error) from None
-    finally:
-        pool.close()
+    with _transaction(settings) as conn:
+        row = api_keys.revoke(conn, key)
     _publish_revoked(settings, row["key_hash"])
     typer.echo(f"Revoked key {row['prefix']}… of tenant '{row['tenant_id']}'.")
 
@@ -152,20 +146,12 @@ def rotate_key(
     expires_in_days: ExpiresOption = None,
 ) -> None:
     """Replace a key: a new one (same tenant and label) is printed once, last; the old one is revoked."""
-    from shared.db import transaction
-    from shared.errors import AppError
     from shared.services import api_keys
     from shared.settings import get_settings
 
     settings = get_settings()
-    pool = _pool(settings)
-    try:
-        with transaction(pool) as conn:
-            new_key, old = api_keys.rotate(conn, key, _expiry(expires_in_days))
-    except AppError as error:
-        raise _failed(error) from None
-    finally:
-        pool.close()
+    with _transaction(settings) as conn:
+        new_key, old = api_keys.rotate(conn, key, _expiry(expires_in_days))
     _publish_revoked(settings, old["key_hash"])
     typer.echo(f"Revoked key {old['prefix']}… of tenant '{old['tenant_id']}'. Its replacement, shown once:")
     typer.echo(new_key)
