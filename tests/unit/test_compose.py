@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,13 +26,35 @@ SERVICES = {"postgres", "redis", "minio", "minio-setup", "migrate", "api", "work
 ONE_SHOT = {"minio-setup", "migrate"}
 APP_SERVICES = ("api", "worker", "migrate", "reconciler")
 
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+    "CHUTE_S3_ACCESS_KEY_ID",
+    "CHUTE_S3_SECRET_ACCESS_KEY",
+    "CHUTE_EVENTS_TOKEN",
+)
+
+
+def made_secrets() -> dict[str, str]:
+    """What `infra/compose-secrets > .env` gives an operator."""
+    made = subprocess.run([ROOT / "infra" / "compose-secrets"], check=True, capture_output=True, text=True)
+    return dict(line.split("=", 1) for line in made.stdout.splitlines())
+
+
+@cache
+def operator_env() -> dict[str, str]:
+    return made_secrets()
+
+
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; innermost first.
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^${}]*))?\}")
 
 
 def interpolate(value: str, env: dict[str, str] | None = None) -> str:
-    """What Compose makes of a value with only `env` set (by default nothing: the defaults)."""
-    env = env or {}
+    """What Compose makes of a value with only `env` set (by default the secrets an operator made with
+    infra/compose-secrets, and nothing else)."""
+    env = operator_env() if env is None else env
 
     def substitute(match: re.Match[str]) -> str:
         name, operator, argument = match.groups()
@@ -101,11 +125,37 @@ def test_every_service_is_defined(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) >= SERVICES, f"missing: {sorted(SERVICES - set(services))}"
 
 
-def test_every_variable_has_a_development_default() -> None:
+def test_every_variable_resolves_once_the_secrets_are_made() -> None:
     text = COMPOSE_FILE.read_text(encoding="utf-8")
     for line in text.splitlines():
         if not line.lstrip().startswith("#"):
             interpolate(line)
+
+
+def test_no_secret_has_a_default() -> None:
+    """`${NAME:?message}` makes `docker compose up` stop with the message while NAME is unset or empty;
+    `${NAME:-default}` would start with a secret an attacker also knows, `${NAME}` with an empty one."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    for name in SECRETS:
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses, f"{name} is not used"
+        for use in uses:
+            assert use.startswith(":?"), f"${{{name}{use}}} starts without a secret of the operator's"
+        with pytest.raises(AssertionError, match=name):
+            interpolate("${" + name + uses[0] + "}", {})
+
+
+def test_compose_secrets_makes_every_secret_fresh_and_url_safe() -> None:
+    first, second = made_secrets(), made_secrets()
+    assert sorted(first) == sorted(SECRETS)
+    for name in SECRETS:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{8,}", first[name]), name
+        assert first[name] != second[name], name
+
+
+def test_only_the_api_and_the_s3_endpoint_are_published(services: dict[str, dict[str, Any]]) -> None:
+    published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
+    assert published == {"api": ["8000:8000"], "minio": ["9000:9000"]}
 
 
 def test_images_are_pinned_to_a_tag(services: dict[str, dict[str, Any]]) -> None:
@@ -251,7 +301,7 @@ def test_app_services_share_one_chute_environment(services: dict[str, dict[str, 
         "CHUTE_EVENTS_TOKEN",
     }
     assert required <= set(env), f"missing: {sorted(required - set(env))}"
-    assert all(env[key] for key in required), "every setting has a development value"
+    assert all(env[key] for key in required), "every setting has a value"
 
     database = urlsplit(env["CHUTE_DATABASE_URL"])
     postgres = environment(services["postgres"])
