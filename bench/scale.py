@@ -86,12 +86,14 @@ def run(ctx: Context) -> Result:
                 services.workers(host.name, host.worker_env(services.stack), netns=host.netns)
             )
             warm_up(services, len(logs))
-            runs.append(_measured(services, logs, lambda: drive(services, files, logs["host-0"], timeout)))
+            runs.append(_measured(services, logs, files, timeout))
         victim = hosts[-1]
         killer = _Killer(services, victim, logs[victim.name])
         killer.start()
-        killed = _measured(services, logs, lambda: drive(services, files, logs["host-0"], timeout))
+        killed = _measured(services, logs, files, timeout)
         killer.join()
+        if not killer.in_flight:
+            raise RuntimeError(f"{victim.name} was never seen holding a document after indexing one")
         check = _check(services, killed.ingest.tenant, killer.killed_at, killer.in_flight)
 
     _report(result, size, files, runs, killed, check, victim, ctx.out)
@@ -109,10 +111,11 @@ def _documents(folder: Path, size: Size) -> list[CorpusFile]:
     return files
 
 
-def _measured(services: Services, logs: dict[str, Path], drive_run: Any) -> Run:
+def _measured(services: Services, logs: dict[str, Path], files: list[CorpusFile], timeout: float) -> Run:
+    """`files` through the hosts whose worker logs are `logs`, for a tenant of their own."""
     offsets = {name: log.stat().st_size for name, log in logs.items()}
     load_start = loadavg()[0]
-    ingest: IngestRun = drive_run()
+    ingest = drive(services, files, logs["host-0"], timeout)
     by_host = {name: len(_events(log, offsets[name], "ingest.indexed")) for name, log in logs.items()}
     return Run(len(logs), ingest, [load_start, loadavg()[0]], by_host)
 
