@@ -29,10 +29,9 @@ from infra.hosts import Host, HostsUnavailable, isolated_hosts, listen_options
 
 HOSTS = 3
 TARGET_SPEEDUP = 1.8
-# A short lease and a reconciler every second, so the killed host's document is taken over within
-# seconds (defaults: 300 s and 30 s); everything else is the default.
+# A reconciler every second and a short lease (`Size.lease`), so the killed host's document is taken
+# over within seconds (defaults: 30 s and 300 s); everything else is the default.
 SETTINGS = {
-    "CHUTE_LEASE_SECONDS": "10",
     "CHUTE_RECONCILE_INTERVAL_SECONDS": "1",
     "CHUTE_EMBEDDING_PROVIDER": "openai",
     "CHUTE_EMBEDDING_MODEL": "stub",
@@ -45,10 +44,11 @@ class Size:
     documents: int
     chars: int  # per document: about 1,200 generated characters make one 256-token chunk
     latency: float  # seconds the embedder takes per request (one request per document up to 64 chunks)
+    lease: int  # CHUTE_LEASE_SECONDS: how long the killed host's document stays held
 
 
-FULL = Size(documents=48, chars=19_000, latency=1.0)
-SMOKE = Size(documents=6, chars=2_500, latency=0.2)
+FULL = Size(documents=48, chars=19_000, latency=1.0, lease=10)
+SMOKE = Size(documents=6, chars=2_500, latency=0.2, lease=5)
 
 
 @dataclass
@@ -73,7 +73,9 @@ def run(ctx: Context) -> Result:
             openai_stub.running(384, latency=size.latency, host=hosts[0].host_ip)
         )
         services = Services(
-            ctx.work / "scale-stack", {**SETTINGS, "CHUTE_OPENAI_BASE_URL": base_url}, **listen_options(hosts)
+            ctx.work / "scale-stack",
+            {**SETTINGS, "CHUTE_OPENAI_BASE_URL": base_url, "CHUTE_LEASE_SECONDS": str(size.lease)},
+            **listen_options(hosts),
         )
         resources.callback(services.close)
         services.stack.start_reconciler()
@@ -299,7 +301,7 @@ def _report(
         "of the stack and the clients: far under the 2 cores, so the hosts wait on the embedder, as "
         "hosts waiting on a remote model server do.",
         f"The SIGKILL run: {victim.name}'s whole process group is killed once it has indexed a document of "
-        f"the run and holds another (`processing`); its lease ({SETTINGS['CHUTE_LEASE_SECONDS']} s here) "
+        f"the run and holds another (`processing`); its lease ({size.lease} s here) "
         f"runs out, the reconciler queues the document again ({check['requeued_s']:.1f} s after the kill) "
         "behind the documents still waiting (a requeued document's `queued_at` is the requeue), and "
         f"another host indexes it ({check['recovery_s']:.1f} s after the kill, attempt "

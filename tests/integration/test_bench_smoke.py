@@ -22,7 +22,7 @@ def test_every_benchmark_runs_in_smoke_mode_and_reports(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=720,
     )
 
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
