@@ -41,6 +41,7 @@ class IngestRun:
     stage_s: dict[str, list[float]] = field(default_factory=dict)
     task_s: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds by component, during the run
+    tenant: str = ""  # the run's own tenant: its documents are the run's
 
     @property
     def docs_per_s(self) -> float:
@@ -138,6 +139,7 @@ def drive(services: Services, files: list[CorpusFile], worker_log: Path, timeout
         stage_s=stage_s,
         task_s=task_s,
         cpu_s={name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
+        tenant=tenant,
     )
 
 

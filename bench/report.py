@@ -27,6 +27,7 @@ ORDER = [
     "ocr",
     "retrieval",
     "fairness",
+    "scale",
 ]
 
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -31,15 +32,19 @@ _QUIET = {
 class Services:
     """Starts the backing services on first use; `close()` stops every process it started."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settings: dict[str, str] | None = None, **stack_options: Any) -> None:
+        """`settings` (CHUTE_* variables) go to every process; `stack_options` to `Stack` (say the
+        addresses of worker hosts, `infra.hosts.listen_options`)."""
         self.root = root
+        self.settings = {**_QUIET, **(settings or {})}
+        self.stack_options = stack_options
         self._stack: Stack | None = None
         self._warm_up_key: str | None = None
 
     @property
     def stack(self) -> Stack:
         if self._stack is None:
-            stack = Stack(self.root, Ports.free(), extra_env=dict(_QUIET))
+            stack = Stack(self.root, Ports.free(), extra_env=dict(self.settings), **self.stack_options)
             self._stack = stack
             stack.start_services()
         return self._stack
@@ -90,15 +95,18 @@ class Services:
             self.stack.stop("api")
 
     @contextmanager
-    def workers(self, name: str, env: dict[str, str] | None = None) -> Iterator[Path]:
-        """A Celery worker with `env` added (CHUTE_WORKER_CONCURRENCY sets its processes).
+    def workers(
+        self, name: str, env: dict[str, str] | None = None, *, netns: str | None = None
+    ) -> Iterator[Path]:
+        """A Celery worker with `env` added (CHUTE_WORKER_CONCURRENCY sets its processes), in the
+        network namespace `netns` if given (a host of its own: `Stack.start_worker`).
 
         Yields its log file (stage timings are read from it); waits until it consumes the queue.
         """
         stack = self.stack
         log = stack.root / "logs" / f"{name}.log"
         log.unlink(missing_ok=True)
-        process = stack.start_worker(name, env=env)
+        process = stack.start_worker(name, env=env, netns=netns)
         try:
             wait_until(lambda: b"ready." in log.read_bytes(), f"worker {name}", timeout=90, process=process)
             yield log

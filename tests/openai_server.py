@@ -12,14 +12,13 @@ waiting: `POST /_script` with a list of faults, each used by one request in orde
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.openai_stub import vector
+from bench.openai_stub import embeddings
 
 
 class FaultServer(ThreadingHTTPServer):
@@ -68,17 +67,7 @@ class Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
             self._send(fault["status"], {"error": {"message": f"scripted {fault['status']}"}}, headers)
             return
-        self._send(200, self._embeddings(body, fault.get("dimensions", self.server.dimensions)))
-
-    def _embeddings(self, request: dict[str, Any], dimensions: int) -> dict[str, Any]:
-        texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
-        as_base64 = request.get("encoding_format") == "base64"
-        data = []
-        for index, text in enumerate(texts):
-            values = vector(str(text), dimensions)
-            embedding: object = base64.b64encode(values.tobytes()).decode() if as_base64 else values.tolist()
-            data.append({"object": "embedding", "index": index, "embedding": embedding})
-        return {"object": "list", "data": data, "model": request.get("model", "test"), "usage": {}}
+        self._send(200, embeddings(body, fault.get("dimensions", self.server.dimensions)))
 
     def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()

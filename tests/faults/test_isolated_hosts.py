@@ -11,13 +11,12 @@ import random
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from infra.hosts import Host, HostsUnavailable, isolated_hosts, listen_options
 from infra.stack import Stack
 from tests.faults.documents import text_document
 from tests.faults.support import (
@@ -33,82 +32,13 @@ from tests.faults.support import (
 )
 
 
-@dataclass
-class Host:
-    """A network namespace and the veth pair that joins it to this host (a /30 of its own)."""
-
-    name: str
-    netns: str
-    veth: str  # this host's end; the namespace's end is `veth` + "n" inside it
-    host_ip: str
-    ns_ip: str
-    network: str
-
-
-def ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-
-
-def free_subnet() -> ipaddress.IPv4Network:
-    """A 10.213.x.0/24 that no address or route on this host touches; we use two /30s of it."""
-    used = ip("-4", "addr").stdout + ip("-4", "route").stdout
-    for x in random.Random(uuid.uuid4().int).sample(range(256), 256):
-        if f"10.213.{x}." not in used:
-            return ipaddress.IPv4Network(f"10.213.{x}.0/24")
-    pytest.skip("no free 10.213.x.0/24 subnet on this host")
-
-
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[list[Host]]:
-    token = uuid.uuid4().hex[:5]
-    subnet = free_subnet()
-    made: list[Host] = []
     try:
-        for index, network in enumerate(list(subnet.subnets(new_prefix=30))[:2]):
-            host_ip, ns_ip = (str(a) for a in list(network.hosts())[:2])
-            host = Host(
-                f"host-{index}", f"chute-{token}-{index}", f"ch{token}{index}", host_ip, ns_ip, str(network)
-            )
-            created = ip("netns", "add", host.netns)
-            if created.returncode != 0:
-                pytest.skip(
-                    f"network namespaces cannot be created here (`ip netns add`: {created.stderr.strip()})"
-                )
-            made.append(host)
-            steps = [
-                ["link", "add", host.veth, "type", "veth", "peer", "name", host.veth + "n"],
-                ["link", "set", host.veth + "n", "netns", host.netns],
-                ["addr", "add", f"{host_ip}/30", "dev", host.veth],
-                ["link", "set", host.veth, "up"],
-                ["netns", "exec", host.netns, "ip", "addr", "add", f"{ns_ip}/30", "dev", host.veth + "n"],
-                ["netns", "exec", host.netns, "ip", "link", "set", host.veth + "n", "up"],
-                ["netns", "exec", host.netns, "ip", "link", "set", "lo", "up"],
-            ]
-            if index > 0:  # the S3 endpoint listens on the first host's address: one route to it, no more
-                steps.append(
-                    [
-                        "netns",
-                        "exec",
-                        host.netns,
-                        "ip",
-                        "route",
-                        "add",
-                        f"{made[0].host_ip}/32",
-                        "via",
-                        host_ip,
-                    ]
-                )
-            for step in steps:
-                done = ip(*step)
-                if done.returncode != 0:
-                    pytest.skip(
-                        f"veth pairs cannot be set up here (`ip {' '.join(step)}`: {done.stderr.strip()})"
-                    )
-        yield made
-    finally:
-        for host in made:
-            ip("link", "del", host.veth)
-            ip("netns", "del", host.netns)
+        with isolated_hosts(2) as made:
+            yield made
+    except HostsUnavailable as error:
+        pytest.skip(str(error))
 
 
 def reaches(host: Host, address: str, port: int) -> bool:
@@ -150,13 +80,9 @@ def test_worker_on_another_host_killed_mid_run_the_other_finishes_everything(
 ) -> None:
     rng = random.Random(31)
     root = tmp_path_factory.mktemp("hosts")
-    with running_stack(
-        root, FAULT_SETTINGS, worker=False,
-        listen_hosts=tuple(h.host_ip for h in hosts), client_networks=tuple(h.network for h in hosts),
-    ) as stack:  # fmt: skip
+    with running_stack(root, FAULT_SETTINGS, worker=False, **listen_options(hosts)) as stack:
         for host in hosts:
-            env = {**stack.service_env(host.host_ip), "CHUTE_WORK_DIR": str(stack.root / host.name / "work")}
-            start_worker(stack, host.name, env=env, netns=host.netns)
+            start_worker(stack, host.name, env=host.worker_env(stack), netns=host.netns)
 
         # Separate hosts: their loopback is not this host's, and the stack's folder is empty to them.
         for host in hosts:

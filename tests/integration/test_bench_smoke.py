@@ -22,7 +22,7 @@ def test_every_benchmark_runs_in_smoke_mode_and_reports(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=720,
     )
 
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
@@ -33,6 +33,11 @@ def test_every_benchmark_runs_in_smoke_mode_and_reports(tmp_path: Path) -> None:
         assert result["smoke"] is True
         if name == "retrieval" and not RETRIEVAL_DATA.exists():  # CC BY-NC data, laid beside the repo
             assert "Skipped" in result["notes"][0] and f"## {result['title']}" in report
+            continue
+        if name == "scale" and result["notes"][0].startswith("Skipped"):
+            # No network namespaces here (the isolated-hosts fault test skips for the same reason):
+            # the note names the step that was refused.
+            assert "cannot" in result["notes"][0] and f"## {result['title']}" in report
             continue
         assert result["figures"], f"{name} reported no figures"
         assert all(f["value"] == f["value"] for f in result["figures"]), f"{name} has a NaN figure"
