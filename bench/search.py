@@ -163,7 +163,9 @@ def _load(conn: Any, rng: np.random.Generator, topics: np.ndarray, total: int) -
     prose = Prose(seed=19)
     per_document = 1000
     started = time.perf_counter()
-    conn.execute("DROP INDEX IF EXISTS chunks_embedding")
+    # The index as the migrations made it (halfvec, its m and ef_construction), rebuilt after the load.
+    (index,) = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding'").fetchone()
+    conn.execute("DROP INDEX chunks_embedding")
     with conn.transaction():
         for begin in range(0, total, per_document):
             count = min(per_document, total - begin)
@@ -185,7 +187,7 @@ def _load(conn: Any, rng: np.random.Generator, topics: np.ndarray, total: int) -
     started = time.perf_counter()
     conn.execute("SET maintenance_work_mem = '2GB'")
     conn.execute("SET max_parallel_maintenance_workers = 1")
-    conn.execute("CREATE INDEX chunks_embedding ON chunks USING hnsw (embedding vector_cosine_ops)")
+    conn.execute(index)
     # Fresh statistics, as autovacuum leaves them. With stale ones for `documents` (a bulk import
     # seconds old) the planner joins documents first and scans every chunk: 50x slower.
     conn.execute("ANALYZE chunks")
