@@ -1,10 +1,12 @@
-"""Migrations on a database that already holds data: 007 moves the vector index to halfvec and the
-vectors stored before it stay searchable, through the index, with their full-precision scores."""
+"""Migration 007 on a database of its own: the vector index moves to halfvec and the vectors stored
+before it stay searchable, through the index, with their full-precision scores; progress reports
+become HOT updates."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -15,9 +17,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 import shared.db
-from infra.stack import Stack
+from infra.stack import Stack, wait_until
 from shared.pipeline.elements import Chunk
 from shared.repositories.chunks import replace_chunks, search_chunks
+from shared.repositories.documents import report_progress
 from shared.settings import Settings
 
 DIMENSIONS = 384
@@ -70,7 +73,7 @@ def test_vectors_stored_before_007_are_found_after_it(
         assert _index_scans(conn) > scans
 
 
-def _index_scans(conn: psycopg.Connection[dict[str, object]]) -> int:
+def _index_scans(conn: psycopg.Connection[Any]) -> int:
     conn.execute("SELECT pg_stat_force_next_flush()")
     conn.commit()
     conn.execute("SELECT pg_stat_clear_snapshot()")
@@ -79,7 +82,7 @@ def _index_scans(conn: psycopg.Connection[dict[str, object]]) -> int:
     ).fetchone()
     conn.commit()
     assert row is not None
-    return int(row["idx_scan"])  # type: ignore[call-overload]
+    return int(row["idx_scan"])
 
 
 def _document_with_chunks(url: str, vectors: np.ndarray) -> tuple[str, uuid.UUID]:
@@ -97,3 +100,40 @@ def _document_with_chunks(url: str, vectors: np.ndarray) -> tuple[str, uuid.UUID
         chunks = [Chunk(ordinal=i, text=f"Chunk {i}.", page=None, metadata={}) for i in range(len(vectors))]
         replace_chunks(conn, document_id, tenant, chunks, vectors)  # type: ignore[arg-type]
     return tenant, document_id
+
+
+def test_progress_reports_leave_the_documents_indexes_alone(empty_database: str) -> None:
+    """A worker's progress reports (step, progress, lease) are HOT updates: the row changes in place
+    and no index of `documents` gets a new entry (with the index on (status, updated_at) none was)."""
+    shared.db.migrate(Settings(database_url=empty_database, embedding_dimensions=DIMENSIONS))
+    with psycopg.connect(empty_database, autocommit=True, row_factory=dict_row) as conn:
+        tenant = f"t-{uuid.uuid4().hex[:12]}"
+        conn.execute("INSERT INTO tenants (id) VALUES (%s)", (tenant,))
+        ids = [uuid.uuid4() for _ in range(20)]
+        for document_id in ids:
+            conn.execute(
+                "INSERT INTO documents (id, tenant_id, filename, file_type, content_type, object_key, status,"
+                " chunking, attempts) VALUES (%s, %s, 'a.txt', 'txt', 'text/plain', %s, 'processing', %s, 1)",
+                (document_id, tenant, f"{tenant}/{document_id}", Jsonb({})),
+            )
+        before = _updates(conn)
+        for step, progress in [("extracting", 10), ("chunking", 30), ("embedding", 35), ("storing", 90)]:
+            for document_id in ids:
+                with conn.transaction():
+                    assert report_progress(
+                        conn, document_id, 1, step=step, progress=progress, lease_seconds=60
+                    )
+        wait_until(lambda: _updates(conn)[0] - before[0] >= 80, "the statistics to count the updates", 30)
+        updates, hot = (now - then for now, then in zip(_updates(conn), before, strict=True))
+    assert (updates, hot) == (80, 80)
+
+
+def _updates(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Updates of `documents` rows, all and HOT, as the statistics have them now."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'documents'"
+    ).fetchone()
+    assert row is not None
+    return int(row["n_tup_upd"]), int(row["n_tup_hot_upd"])
