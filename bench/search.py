@@ -56,6 +56,7 @@ def run(ctx: Context) -> Result:
         # would be reused by the HNSW runs (and vice versa), and the comparison would be void.
         conn.prepare_threshold = None
         tenant, build_s, load_s = _load(conn, rng, topics, total)
+        index = _index_definition(conn)
         query_vectors = _near_topics(rng, topics, queries)
         prose = Prose(seed=23)
         query_texts = [" ".join(prose.sentence().split()[:3]) for _ in range(queries)]
@@ -110,7 +111,7 @@ def run(ctx: Context) -> Result:
             ["step", "seconds"],
             [
                 ["COPY of the chunks (HNSW index dropped)", load_s],
-                [f"HNSW index build: {_index_definition(conn)}", build_s],
+                [f"HNSW index build: {index}", build_s],
             ],
             title="Loading",
         )
