@@ -226,6 +226,10 @@ def _recall(conn: Any, kind: str, dimensions: int, tenant: str, real: Embedded) 
     with conn.transaction():
         conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        # The index, never an exact plan: on a fresh tenant's stale statistics the planner would rather
+        # read the tenant's rows by B-tree and sort them, which judges nothing.
+        conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SET LOCAL enable_sort = off")
         for query, truth in zip(real.queries, exact, strict=True):
             rows = conn.execute(
                 f"SELECT ordinal FROM chunks WHERE tenant_id = %s ORDER BY {order} LIMIT 10",
@@ -241,22 +245,29 @@ def _forget(conn: Any, tenant: str) -> None:
 
 
 def _grid(ctx: Context, conn: Any, real: Embedded, result: Result) -> None:
+    """Every index in GRID, REPEATS passes over all of them (so that a change of load on the shared
+    machine falls on every row alike): the best rows/s and least CPU, the lowest recall."""
     dimensions = real.vectors.shape[1]
-    rows: list[list[Any]] = []
-    for label, kind, m, ef_construction in GRID:
-        conn.execute("DROP INDEX IF EXISTS chunks_embedding")
-        conn.execute(_index(kind, m, ef_construction, dimensions))
-        load = loadavg()[0]
-        tenant, rate, cpu_ms = _write_all(ctx, conn, real.chunks, real.vectors, 1)
-        recall = _recall(conn, kind, dimensions, tenant, real)
-        (size,) = conn.execute("SELECT pg_relation_size('chunks_embedding')").fetchone()
-        _forget(conn, tenant)
-        print(
-            f"[writes] {label}: {rate:,.0f} rows/s, {cpu_ms:.2f} CPU ms/row, recall@10 {recall:.3f}"
-            f" (load {load:.2f})",
-            flush=True,
-        )
-        rows.append([label, rate, cpu_ms, recall, size / 2**20, f"{load:.2f}"])
+    best: dict[str, list[Any]] = {}
+    for _ in range(1 if ctx.smoke else REPEATS):
+        for label, kind, m, ef_construction in GRID:
+            conn.execute("DROP INDEX IF EXISTS chunks_embedding")
+            conn.execute(_index(kind, m, ef_construction, dimensions))
+            load = loadavg()[0]
+            tenant, rate, cpu_ms = _write_all(ctx, conn, real.chunks, real.vectors, 1)
+            recall = _recall(conn, kind, dimensions, tenant, real)
+            (size,) = conn.execute("SELECT pg_relation_size('chunks_embedding')").fetchone()
+            _forget(conn, tenant)
+            print(
+                f"[writes] {label}: {rate:,.0f} rows/s, {cpu_ms:.2f} CPU ms/row, recall@10 {recall:.3f}"
+                f" (load {load:.2f})",
+                flush=True,
+            )
+            row = best.setdefault(label, [label, 0.0, float("inf"), 1.0, size / 2**20, ""])
+            if rate > row[1]:
+                row[1], row[5] = rate, f"{load:.2f}"
+            row[2], row[3] = min(row[2], cpu_ms), min(row[3], recall)
+    rows = list(best.values())
     result.tables.append(
         Table(
             [
@@ -268,8 +279,9 @@ def _grid(ctx: Context, conn: Any, real: Embedded, result: Result) -> None:
                 "load (1 min)",
             ],
             rows,
-            title=f"HNSW grid: {len(real.chunks):,} SciFact chunks (real MiniLM vectors), "
-            f"{len(real.queries)} SciFact queries, recall against an exact full-precision scan",
+            title=f"HNSW grid: {len(real.chunks):,} SciFact chunks (MiniLM vectors), {PER_DOCUMENT}-chunk "
+            f"documents, {len(real.queries)} SciFact queries, recall against an exact full-precision scan; "
+            f"best rows/s (load at it), least CPU, lowest recall of {REPEATS} passes",
         )
     )
     result.data["grid"] = rows
@@ -282,28 +294,27 @@ def _concurrency(
     rates: dict[str, Sequence[float]] = {}
     cpu: dict[str, list[float]] = {}
     loads: dict[str, list[str]] = {}
-    for label, index in indexes.items():
-        conn.execute("DROP INDEX IF EXISTS chunks_embedding")
-        conn.execute(index)
-        measured: list[float] = []
-        rates[label], cpu[label], loads[label] = measured, [], []
+    best: dict[tuple[str, int], tuple[float, float, float]] = {}  # rows/s, load at it, least CPU ms
+    for _ in range(1 if ctx.smoke else REPEATS):  # passes over every case, as in the grid
         for writers in WRITERS:
-            best, least, at = 0.0, float("inf"), 0.0
-            for _ in range(1 if ctx.smoke else REPEATS):
+            for label, index in indexes.items():
+                conn.execute("DROP INDEX IF EXISTS chunks_embedding")
+                conn.execute(index)
                 load = loadavg()[0]
                 tenant, rate, cpu_ms = _write_all(ctx, conn, chunks, vectors, writers)
                 _forget(conn, tenant)
-                least = min(least, cpu_ms)
-                if rate > best:
-                    best, at = rate, load
-            print(
-                f"[writes] {label}, {writers} writers: {best:,.0f} rows/s, {least:.2f} CPU ms/row"
-                f" (load {at:.2f})",
-                flush=True,
-            )
-            measured.append(best)
-            cpu[label].append(least)
-            loads[label].append(f"{at:.2f}")
+                print(
+                    f"[writes] {label}, {writers} writers: {rate:,.0f} rows/s, {cpu_ms:.2f} CPU ms/row"
+                    f" (load {load:.2f})",
+                    flush=True,
+                )
+                previous = best.get((label, writers), (0.0, 0.0, float("inf")))
+                fastest = (rate, load) if rate > previous[0] else previous[:2]
+                best[label, writers] = (*fastest, min(previous[2], cpu_ms))
+    for label in indexes:
+        rates[label] = [best[label, w][0] for w in WRITERS]
+        loads[label] = [f"{best[label, w][1]:.2f}" for w in WRITERS]
+        cpu[label] = [best[label, w][2] for w in WRITERS]
     before, now = (rates[label] for label in indexes)
     result.figures += [
         Figure(f"{w} writer{'s' if w > 1 else ''}, migrated index: rows/s", rate, "rows/s")
