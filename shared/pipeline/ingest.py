@@ -254,6 +254,7 @@ class _Run:
         self.document_id = document_id
         self.attempt = attempt
         self._last_report = 0.0
+        self._reported = ("downloading", 0)  # what the claim wrote
         self._lost = threading.Event()  # cancelled, deleted, or taken over: stop at the next step
 
     @contextmanager
@@ -285,20 +286,24 @@ class _Run:
             thread.join()
 
     def step(self, step: str, progress: int | None = None, *, throttle: bool = False) -> None:
-        """Record progress and renew the lease; stop the run if the document was cancelled."""
+        """Record progress and renew the lease; stop the run if the document was cancelled. The step
+        and progress already recorded are not written again (the heartbeat keeps renewing the lease
+        and noticing a cancellation)."""
         if self._lost.is_set():
             raise _Cancelled
+        reported = (step, PROGRESS[step] if progress is None else progress)
         now = time.monotonic()
-        if throttle and now - self._last_report < 0.5:
+        if reported == self._reported or (throttle and now - self._last_report < 0.5):
             return
         self._last_report = now
+        self._reported = reported
         with transaction(self.ctx.pool) as conn:
             ours = documents.report_progress(
                 conn,
                 self.document_id,
                 self.attempt,
                 step=step,
-                progress=PROGRESS[step] if progress is None else progress,
+                progress=reported[1],
                 lease_seconds=self.ctx.settings.lease_seconds,
             )
         if not ours:

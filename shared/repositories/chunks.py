@@ -69,12 +69,14 @@ def _filters(document_ids: Sequence[uuid.UUID] | None, metadata: dict[str, Any] 
     return sql.SQL(" AND ").join(conditions)
 
 
+# The HNSW index holds half-precision copies of the vectors (migration 007_halfvec_hnsw): the scan
+# orders by the same expression so that the planner uses it; the score is the full-precision cosine.
 _VECTOR = """
-    SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> %(vector)s) AS rank,
+    SELECT c.id, row_number() OVER (ORDER BY {half} <=> {query}) AS rank,
            1 - (c.embedding <=> %(vector)s) AS score
     FROM chunks c
     WHERE {filters}
-    ORDER BY c.embedding <=> %(vector)s
+    ORDER BY {half} <=> {query}
     LIMIT %(candidates)s
 """
 
@@ -154,7 +156,7 @@ def search_chunks(
         "b": BM25_B,
     }
     if mode == "vector":
-        hits = sql.SQL(_VECTOR).format(filters=filters)
+        hits = _vector_hits(filters, vector)
     else:
         match, order = _keyword_terms(conn, params)
         hits = sql.SQL(_KEYWORD).format(filters=filters, query=sql.SQL(match), order=sql.SQL(order))
@@ -162,7 +164,7 @@ def search_chunks(
         hits = sql.SQL(
             "SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score"
             " FROM (({vector}) UNION ALL ({keyword})) ranked GROUP BY id"
-        ).format(vector=sql.SQL(_VECTOR).format(filters=filters), keyword=hits)
+        ).format(vector=_vector_hits(filters, vector), keyword=hits)
     query = sql.SQL(
         _RESULT_COLUMNS
         + " FROM ({hits}) hits JOIN chunks c ON c.id = hits.id JOIN documents d ON d.id = c.document_id"
@@ -175,6 +177,19 @@ def search_chunks(
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
     # Never a cached generic plan: one made without this tenant and vector can miss the HNSW index.
     return conn.execute(query, params, prepare=False).fetchall()
+
+
+def _vector_hits(filters: sql.Composable, vector: np.ndarray | None) -> sql.Composable:
+    """The vector half: candidates in the order of the HNSW index's expression, the chunk's vector
+    cast to `halfvec` of the query vector's dimension (the stored one: see check_embedding_dimensions)."""
+    if vector is None:
+        raise ValueError("a vector search needs the query's vector")
+    half = sql.SQL("halfvec({})").format(sql.Literal(len(vector)))
+    return sql.SQL(_VECTOR).format(
+        filters=filters,
+        half=sql.SQL("c.embedding::{}").format(half),
+        query=sql.SQL("%(vector)s::{}").format(half),
+    )
 
 
 def _keyword_terms(conn: Connection, params: dict[str, Any]) -> tuple[str, str]:
