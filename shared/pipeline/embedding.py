@@ -71,7 +71,7 @@ def runtime_of(settings: Settings) -> Runtime:
 def auto_runtime(flags: frozenset[str]) -> Runtime:
     """The fastest runtime that keeps quality on a CPU with these `/proc/cpuinfo` flags, as measured
     (bench/results/REPORT.md): on AMX tiles, torch under bf16 autocast; with AVX-512 BF16 but no AMX,
-    OpenVINO in bf16 (on a 2-core Zen 4, quiet, real text: 54 chunks/s against torch-bf16's 39 and
+    OpenVINO in bf16 (on a 2-core Zen 4, real text: 51 chunks/s against torch-bf16's 38 and
     onnx's 24); without bf16 instructions bfloat16 is emulated and slower than fp32, so onnx."""
     if "amx_bf16" in flags:
         return "torch-bf16"
@@ -236,6 +236,9 @@ class OpenVinoEmbedder(GraphEmbedder):
                 "INFERENCE_NUM_THREADS": _threads(settings),
                 "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
                 "PERFORMANCE_HINT": "LATENCY",  # one request at a time, on every thread it has
+                # Pinned threads of two worker processes landed on the same core: 26 chunks/s
+                # together against 48 unpinned (bench/results/REPORT.md).
+                "ENABLE_CPU_PINNING": False,
             },
         )
         self.dimensions = int(self.compiled.output(0).get_partial_shape()[1].get_length())
