@@ -81,9 +81,10 @@ class Settings(BaseSettings):
     # Threads of the local model, whatever its runtime (None: the process's cores divided by the
     # worker's processes, so they do not fight over them).
     torch_threads: int | None = None
-    # Which runtime runs the local model: auto (torch-bf16 where the CPU has AMX, else onnx), torch,
-    # torch-bf16, onnx or onnx-int8. bench/results/REPORT.md compares their speed and quality.
-    embedding_runtime: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = "auto"
+    # Which runtime runs the local model: auto (torch-bf16 where the CPU has AMX, openvino-bf16 where
+    # it has AVX-512 BF16 but no AMX, else onnx), torch, torch-bf16, onnx, onnx-int8 or openvino-bf16.
+    # bench/results/REPORT.md compares their speed and quality.
+    embedding_runtime: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8", "openvino-bf16"] = "auto"
     # Where ONNX exports of the packaged model are cached (made by `make install`, else on first use).
     # Unset: $XDG_CACHE_HOME/chute/models, else ~/.cache/chute/models.
     model_cache_dir: Path | None = None

@@ -1,12 +1,14 @@
 """Embedding providers: `local` (all-MiniLM-L6-v2 shipped inside a PyPI package, offline) and
 `openai` (any OpenAI-compatible endpoint: OpenAI, Ollama, vLLM, TEI). Chosen by settings.
 
-The local model runs on one of four runtimes (`CHUTE_EMBEDDING_RUNTIME`): `torch`
-(sentence-transformers, fp32), `torch-bf16` (the same under bfloat16 autocast: fast only on CPUs
-with AMX), `onnx` (onnxruntime, an fp32 graph exported from the packaged weights) or `onnx-int8`
-(that graph with int8 feed-forward weights). `auto` takes `torch-bf16` where the CPU has AMX and
-`onnx` elsewhere: int8 changed the top hit of a corpus query, so it is offered but never chosen.
-bench/results/REPORT.md has their speed and how closely their vectors agree.
+The local model runs on one of five runtimes (`CHUTE_EMBEDDING_RUNTIME`): `torch`
+(sentence-transformers, fp32), `torch-bf16` (the same under bfloat16 autocast), `onnx` (onnxruntime,
+an fp32 graph exported from the packaged weights), `onnx-int8` (that graph with int8 feed-forward
+weights) or `openvino-bf16` (OpenVINO running the same fp32 graph with bfloat16 matrix products).
+`auto` takes, by the CPU's flags: `torch-bf16` where it has AMX, `openvino-bf16` where it has
+AVX-512 BF16 without AMX (AMD Zen 4 and later), `onnx` elsewhere. int8 changed the top hit of a
+corpus query, so it is offered but never chosen. bench/results/REPORT.md has their speed and how
+closely their vectors agree.
 
 Vectors come back L2-normalised as float32, one row per text.
 """
@@ -31,8 +33,8 @@ from shared.settings import Settings
 
 log = structlog.get_logger("chute.embedding")
 
-Runtime = Literal["torch", "torch-bf16", "onnx", "onnx-int8"]
-RUNTIMES: tuple[Runtime, ...] = ("torch", "torch-bf16", "onnx", "onnx-int8")
+Runtime = Literal["torch", "torch-bf16", "onnx", "onnx-int8", "openvino-bf16"]
+RUNTIMES: tuple[Runtime, ...] = ("torch", "torch-bf16", "onnx", "onnx-int8", "openvino-bf16")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -62,21 +64,32 @@ def runtime_of(settings: Settings) -> Runtime:
     """The configured local runtime (`CHUTE_EMBEDDING_RUNTIME`), with `auto` resolved for this CPU."""
     value = settings.embedding_runtime
     if value == "auto":
-        return "torch-bf16" if has_amx_bf16() else "onnx"
+        return auto_runtime(cpu_flags())
     return value
 
 
-def has_amx_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX), where `torch-bf16` is
-    the fastest runtime; without it bfloat16 is emulated and slower than fp32."""
+def auto_runtime(flags: frozenset[str]) -> Runtime:
+    """The fastest runtime that keeps quality on a CPU with these `/proc/cpuinfo` flags, as measured
+    (bench/results/REPORT.md): on AMX tiles, torch under bf16 autocast; with AVX-512 BF16 but no AMX,
+    OpenVINO in bf16 (on a 2-core Zen 4, real text: 51 chunks/s against torch-bf16's 38 and
+    onnx's 24); without bf16 instructions bfloat16 is emulated and slower than fp32, so onnx."""
+    if "amx_bf16" in flags:
+        return "torch-bf16"
+    if "avx512_bf16" in flags:
+        return "openvino-bf16"
+    return "onnx"
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
             for line in info:
                 if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
 
 
 def model_cache_dir(settings: Settings) -> Path | None:
@@ -133,34 +146,28 @@ class LocalEmbedder:
         return _normalise(vectors) if self.bf16 else np.asarray(vectors, dtype=np.float32)
 
 
-class OnnxEmbedder:
-    """The same model exported to ONNX (fp32 or int8), run by onnxruntime on the CPU.
+class GraphEmbedder:
+    """The model's exported graph (shared/pipeline/onnx_export.py) run outside torch.
 
     Tokenises with the model's own `tokenizer.json` (truncated at 256 tokens, as sentence-transformers
-    does) and feeds batches of similar length, so little time goes into padding.
+    does) and feeds batches of similar length, so little time goes into padding. Subclasses set
+    `dimensions` and run one batch of `input_ids` and `attention_mask` in `_run`.
     """
 
-    def __init__(self, settings: Settings, *, quantized: bool) -> None:
-        import onnxruntime
+    dimensions: int
+
+    def __init__(self, settings: Settings, tokenizer_file: Path) -> None:
         from tokenizers import Tokenizer
 
-        from shared.pipeline.onnx_export import MAX_TOKENS, ensure_exported
+        from shared.pipeline.onnx_export import MAX_TOKENS
 
-        self.runtime: Runtime = "onnx-int8" if quantized else "onnx"
-        model = ensure_exported(model_cache_dir(settings), quantized=quantized)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = _threads(settings)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(
-            str(model.path(quantized)), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        self.tokenizer = Tokenizer.from_file(str(model.tokenizer))
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
         self.batch_size = settings.embedding_batch_size
-        self.dimensions = int(self.session.get_outputs()[0].shape[1])
-        _check_dimensions(self.dimensions, settings)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
@@ -173,9 +180,72 @@ class OnnxEmbedder:
             encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
             ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
-            (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-            out[rows] = vectors
+            out[rows] = self._run(ids, mask)
         return _normalise(out)
+
+
+class OnnxEmbedder(GraphEmbedder):
+    """The same model exported to ONNX (fp32 or int8), run by onnxruntime on the CPU."""
+
+    def __init__(self, settings: Settings, *, quantized: bool) -> None:
+        import onnxruntime
+
+        from shared.pipeline.onnx_export import ensure_exported
+
+        self.runtime: Runtime = "onnx-int8" if quantized else "onnx"
+        model = ensure_exported(model_cache_dir(settings), quantized=quantized)
+        super().__init__(settings, model.tokenizer)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = _threads(settings)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(
+            str(model.path(quantized)), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.dimensions = int(self.session.get_outputs()[0].shape[1])
+        _check_dimensions(self.dimensions, settings)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return np.asarray(vectors)
+
+
+class OpenVinoEmbedder(GraphEmbedder):
+    """The cached ONNX export (fp32, or int8 with `quantized`) compiled by OpenVINO for the CPU.
+
+    OpenVINO reads the graph onnxruntime's optimizer fused (its ONNX reader knows those operators)
+    and compiles it in about a second at load, so nothing is converted or cached beyond the ONNX
+    export. With `bf16`, matrix products run in bfloat16 (`INFERENCE_PRECISION_HINT`), in hardware
+    on CPUs with AVX-512 BF16 or AMX; without, fp32. Only `openvino-bf16` is a runtime setting; the
+    benchmark builds the fp32 and int8 variants to compare them. `openvino.Core` sends nothing
+    anywhere (usage reports belong to OpenVINO's model converter, which this never calls).
+    """
+
+    def __init__(self, settings: Settings, *, bf16: bool = True, quantized: bool = False) -> None:
+        import openvino
+
+        from shared.pipeline.onnx_export import ensure_exported
+
+        self.runtime = "openvino-" + ("int8" if quantized else "bf16" if bf16 else "fp32")
+        model = ensure_exported(model_cache_dir(settings), quantized=quantized)
+        super().__init__(settings, model.tokenizer)
+        self.compiled: Any = openvino.Core().compile_model(
+            str(model.path(quantized)),
+            "CPU",
+            {
+                "INFERENCE_NUM_THREADS": _threads(settings),
+                "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+                "PERFORMANCE_HINT": "LATENCY",  # one request at a time, on every thread it has
+                # Pinned threads of two worker processes landed on the same core: 26 chunks/s
+                # together against 48 unpinned (bench/results/REPORT.md).
+                "ENABLE_CPU_PINNING": False,
+            },
+        )
+        self.dimensions = int(self.compiled.output(0).get_partial_shape()[1].get_length())
+        _check_dimensions(self.dimensions, settings)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.asarray(self.compiled({"input_ids": ids, "attention_mask": mask})[0])
 
 
 class OpenAIEmbedder:
@@ -282,6 +352,8 @@ def make_local_embedder(settings: Settings, runtime: Runtime) -> Embedder:
     """A new local embedder on `runtime` (benchmarks build each; the pipeline uses `get_embedder`)."""
     if runtime in ("torch", "torch-bf16"):
         return LocalEmbedder(settings, bf16=runtime == "torch-bf16")
+    if runtime == "openvino-bf16":
+        return OpenVinoEmbedder(settings)
     return OnnxEmbedder(settings, quantized=runtime == "onnx-int8")
 
 

@@ -1,5 +1,6 @@
 """The local model's runtimes: the ONNX export from the packaged weights, and every runtime's vectors
-against sentence-transformers on CPU torch (the reference)."""
+against sentence-transformers on CPU torch (the reference), on short texts and on the chunks the
+pipeline makes of real documents (../shared/corpus)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import pytest
 from pydantic import ValidationError
 
 from shared.pipeline import embedding, onnx_export
-from shared.pipeline.embedding import RUNTIMES, Embedder, make_local_embedder, runtime_of
+from shared.pipeline.chunking import ChunkingSettings, chunk
+from shared.pipeline.embedding import RUNTIMES, Embedder, auto_runtime, make_local_embedder, runtime_of
+from shared.pipeline.extract import extract
 from shared.settings import Settings
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 TEXTS = [
     "Who recorded the passing ships?",
@@ -63,7 +68,12 @@ def test_export_is_cached_by_fingerprint_and_made_once(
 
 @pytest.mark.parametrize(
     ("runtime", "reference", "floor"),
-    [("torch-bf16", "torch", 0.999), ("onnx", "torch", 0.9999), ("onnx-int8", "onnx", 0.99)],
+    [
+        ("torch-bf16", "torch", 0.999),
+        ("onnx", "torch", 0.9999),
+        ("onnx-int8", "onnx", 0.99),
+        ("openvino-bf16", "torch", 0.999),
+    ],
 )
 def test_runtimes_agree_with_their_reference(
     embedders: dict[str, Embedder], runtime: str, reference: str, floor: float
@@ -95,10 +105,38 @@ def test_the_nearest_text_is_found_by_every_runtime(embedders: dict[str, Embedde
         assert int(np.argmax(vectors[1:] @ vectors[0])) == 0  # the question finds the ledger sentence
 
 
+@pytest.mark.parametrize("runtime", ["torch-bf16", "openvino-bf16"])
+def test_bf16_runtimes_keep_the_vectors_of_real_document_chunks(
+    embedders: dict[str, Embedder], runtime: str
+) -> None:
+    """Full 256-token chunks of real prose, where bfloat16's rounding adds up over the most tokens."""
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus not present: CI lays shared/ beside the repo")
+    texts = [
+        piece.text
+        for name in ("norwich-city.txt", "layout-parser-paper-fast.pdf")
+        for piece in chunk(extract(CORPUS / name, name.rsplit(".", 1)[1]), ChunkingSettings())
+    ]
+    assert len(texts) >= 5
+
+    cosine = np.sum(embedders[runtime].embed(texts) * embedders["torch"].embed(texts), axis=1)
+
+    assert cosine.min() >= 0.99
+
+
+def test_auto_picks_the_fastest_runtime_measured_for_the_cpu() -> None:
+    assert auto_runtime(frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})) == "torch-bf16"
+    assert auto_runtime(frozenset({"avx512f", "avx512_bf16", "avx512_vnni"})) == "openvino-bf16"  # Zen 4
+    assert auto_runtime(frozenset({"avx2", "fma"})) == "onnx"
+    assert auto_runtime(frozenset()) == "onnx"
+
+
 def test_runtime_setting_is_resolved_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedding, "has_amx_bf16", lambda: True)
+    monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16"}))
     assert runtime_of(Settings(embedding_runtime="auto")) == "torch-bf16"
-    monkeypatch.setattr(embedding, "has_amx_bf16", lambda: False)
+    monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    assert runtime_of(Settings(embedding_runtime="auto")) == "openvino-bf16"
+    monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx2"}))
     assert runtime_of(Settings(embedding_runtime="auto")) == "onnx"
     assert runtime_of(Settings(embedding_runtime="onnx-int8")) == "onnx-int8"
     with pytest.raises(ValidationError, match="embedding_runtime"):
@@ -114,7 +152,7 @@ def test_the_process_keeps_one_embedder_per_configuration(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(embedding, "make_local_embedder", fake)
     monkeypatch.setattr(embedding, "_embedders", {})
-    monkeypatch.setattr(embedding, "has_amx_bf16", lambda: False)
+    monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx2"}))
     settings = Settings()
 
     first = embedding.get_embedder(settings)
