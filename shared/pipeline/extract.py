@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from shared.errors import DocumentFailed
 from shared.pipeline.elements import Element
@@ -121,6 +122,16 @@ def extract(
     return elements
 
 
+def extract_data(
+    path: str, file_type: str, ocr: dict[str, Any] | None, report: PageReport | None = None
+) -> list[dict[str, Any]]:
+    """`extract` with JSON data in and out, as the isolated extraction child runs it
+    (`shared.pipeline.isolation`): `ocr` is `dataclasses.asdict(OcrOptions)`; the elements come back
+    as `Element.to_data()` (`shared.pipeline.elements.elements_from_data` reads them)."""
+    options = None if ocr is None else OcrOptions(**ocr)
+    return [element.to_data() for element in extract(Path(path), file_type, options, report)]
+
+
 _ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
 MAX_EXPANDED_BYTES = 1024**3
 
@@ -138,8 +149,9 @@ def _check_expansion(path: Path, label: str) -> None:
 
 
 def preload() -> None:
-    """Import every extractor this host has, so forked extraction children inherit the libraries
-    instead of importing them again for each document (bench/results/REPORT.md: 104 -> 34 ms)."""
+    """Import every extractor this host has. The extraction process (shared.pipeline.isolation_server)
+    calls it once, so each document's forked child inherits the libraries instead of importing them
+    again (bench/results/REPORT.md: 104 -> 34 ms)."""
     import importlib
 
     for modules in _REQUIRED_MODULES.values():
