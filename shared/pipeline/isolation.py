@@ -10,7 +10,8 @@ provider key or Redis URL) and it inherits no descriptor of the worker's (no dat
 broker socket). Results come back as JSON, never pickle: a malformed reply is `internal_error`, an
 oversized one `too_large`. On a deadline, a cancellation or the task's time limit the worker kills
 the child's whole process group (pandoc, LibreOffice and anything else it started). Should the
-extraction process itself die, the document fails `internal_error` and the next call starts a new one.
+extraction process itself die, the document fails `internal_error` and the next call starts a new one;
+should the worker die, the kernel tells the extraction process, which kills the running document.
 One extraction process per worker process; `start` starts it early, else the first call does.
 """
 
@@ -232,6 +233,7 @@ class _ExtractionProcess:
         self.ready = True
 
     def send(self, request: dict[str, Any]) -> None:
+        self._reader.max_size = max(int(request["max_reply"]), server.MAX_REQUEST_BYTES)
         try:
             server.write_frame(self._requests, server.REQUEST, server.encode(request))
         except OSError:

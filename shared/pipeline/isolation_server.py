@@ -12,15 +12,17 @@ address space at its size now plus the memory limit; runs the function; and writ
 one JSON frame. The server answers `STARTED` (the child's pid, which is its process group), relays
 the child's `PROGRESS` frames, then its `OUTCOME` frame unread (a frame over the reply limit stops
 the child), then `DONE` with how the child ended (`exit`: its exit code, -N for signal N) once it
-has killed what was left of the child's process group. One request at a time; end of input (the
-worker is gone) kills the running child's group and ends the server. Nothing a child writes is
-unpickled or run: the worker decodes and checks it.
+has killed what was left of the child's process group. One request at a time. End of input or
+SIGTERM (sent by the kernel when the worker dies) kills the running child's group and ends the
+server; a child is killed when the server dies. Nothing a child writes is unpickled or run: the
+worker decodes and checks it.
 
 Frames, both ways: one kind byte, a 4-byte big-endian length, that many bytes of UTF-8 JSON.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
@@ -39,6 +41,8 @@ REQUEST, READY, STARTED, PROGRESS, OUTCOME, DONE = b"Q", b"R", b"S", b"P", b"O",
 MAX_REQUEST_BYTES = 1 << 20
 _HEADER = struct.Struct(">cI")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_PR_SET_PDEATHSIG = 1
+_running: int | None = None  # the document child now running: its pid, which is its process group
 
 
 class FrameTooLarge(Exception):
@@ -80,6 +84,8 @@ def encode(value: Any) -> bytes:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _end)
+    _on_parent_death(signal.SIGTERM)
     replies = os.dup(1)
     os.dup2(2, 1)  # a library's print goes to the log, never into the replies
     if len(sys.argv) > 1:
@@ -97,14 +103,28 @@ def main() -> None:
         pending += requests.feed(data)
 
 
+def _end(*_: object) -> NoReturn:
+    """SIGTERM (the worker died, or asks): the running document's process group goes too."""
+    if _running is not None:
+        with suppress(ProcessLookupError):
+            os.killpg(_running, signal.SIGKILL)
+    os._exit(0)
+
+
+def _on_parent_death(signum: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+
+
 def _serve(
     request: dict[str, Any], replies: int, requests: FrameReader, pending: list[tuple[bytes, bytes]]
 ) -> None:
+    global _running
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
         _child(request, write_end, replies)
+    _running = pid
     os.close(write_end)
     write_frame(replies, STARTED, encode({"pid": pid}))
     oversized = False
@@ -134,6 +154,7 @@ def _serve(
                 reading = bool(block) and not oversized and all(kind != OUTCOME for kind, _ in frames)
     os.close(read_end)
     exit_code = os.waitstatus_to_exitcode(_end_group(pid))  # -N: killed by signal N
+    _running = None
     write_frame(replies, DONE, encode({"exit": exit_code, "oversized": oversized}))
 
 
@@ -148,6 +169,8 @@ def _end_group(pid: int) -> int:
 def _child(request: dict[str, Any], out: int, replies: int) -> NoReturn:
     code = 0
     try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _on_parent_death(signal.SIGKILL)  # the extraction process gone, so is this document
         os.setsid()  # its own process group: killing the group kills every program it started
         os.close(replies)
         null = os.open(os.devnull, os.O_RDONLY)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +189,26 @@ def test_when_the_extraction_process_dies_the_document_fails_and_the_next_runs(t
     assert "the extraction process ended unexpectedly" in caught.value.message
     assert _wait_gone(int(pid_file.read_text())), "the document's child outlived the extraction process"
     assert run_isolated(probes.returns, "next", memory_limit=2**28, timeout=30, what="Reading") == "next"
+
+
+def test_when_the_worker_dies_the_childs_program_dies_too(tmp_path: Path) -> None:
+    pid_file = tmp_path / "program.pid"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from shared.pipeline.isolation import run_isolated\n"
+            "from tests.unit import isolation_probes as probes\n"
+            f"run_isolated(probes.start_program_and_hang, {str(pid_file)!r}, memory_limit=2**28,"
+            " timeout=600, what='Reading')",
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and worker.poll() is None, "the program never started"
+        time.sleep(0.05)
+
+    worker.kill()
+    worker.wait()
+
+    assert _wait_gone(int(pid_file.read_text())), "the program outlived the worker"
