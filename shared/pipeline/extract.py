@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import zipfile
 from collections.abc import Callable
 from functools import partial
@@ -17,6 +16,7 @@ from shared.pipeline.elements import Element
 from shared.pipeline.extractors import describe_failure
 from shared.pipeline.extractors.legacy_office import LEGACY_FORMATS, converter_missing
 from shared.pipeline.extractors.ocr import OcrOptions, PageReport, ocr_unavailable
+from shared.pipeline.extractors.pandoc import pandoc_program
 from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
 
 # Before anything imports unstructured, onnxruntime or huggingface_hub: no telemetry, no hub downloads.
@@ -173,7 +173,7 @@ def missing_extractor(file_type: str, ocr: OcrOptions | None = None) -> str | No
     for module, package in required:
         if importlib.util.find_spec(module) is None:
             return f"{file_type} extraction needs the {package} package, which is not installed."
-    if file_type in _PANDOC_TYPES and not _pandoc_available():
+    if file_type in _PANDOC_TYPES and pandoc_program() is None:
         return (
             f"{file_type} extraction needs the pandoc program (the pypandoc-binary package bundles it), "
             "which is not installed."
@@ -230,15 +230,6 @@ def _extractor_for(
             "unsupported_type", f"Chute cannot extract text from files of type {file_type!r}."
         )
     return extractor
-
-
-def _pandoc_available() -> bool:
-    spec = importlib.util.find_spec("pypandoc")
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        bundled = Path(location) / "files" / "pandoc"
-        if bundled.is_file() or bundled.with_suffix(".exe").is_file():
-            return True
-    return shutil.which("pandoc") is not None
 
 
 def _must_propagate(exc: Exception) -> bool:

@@ -7,6 +7,8 @@ document's deadline) and with a timeout of its own: `PANDOC_TIMEOUT_SECONDS`, th
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -30,11 +32,24 @@ def extract_rtf(path: Path) -> list[Element]:
     return _via_pandoc(path, "rtf")
 
 
-def _via_pandoc(path: Path, source_format: str) -> list[Element]:
-    import pypandoc
+def pandoc_program() -> str | None:
+    """The pandoc that pypandoc-binary bundles, else the one on PATH; None without either. Found
+    without running it (pypandoc's own lookup runs `pandoc --version`, with no timeout)."""
+    spec = importlib.util.find_spec("pypandoc")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        for name in ("pandoc", "pandoc.exe"):
+            bundled = Path(location) / "files" / name
+            if bundled.is_file():
+                return str(bundled)
+    return shutil.which("pandoc")
 
+
+def _via_pandoc(path: Path, source_format: str) -> list[Element]:
+    program = pandoc_program()
+    if program is None:
+        raise DocumentFailed("extractor_missing", "pandoc is not installed (pip install pypandoc-binary).")
     command = [
-        pypandoc.get_pandoc_path(),
+        program,
         f"--from={source_format}",
         "--to=html",
         "--wrap=none",
