@@ -6,16 +6,16 @@ environment and no descriptor of the worker's but stdin (requests), stdout (repl
 log). It calls `PRELOAD` (`module:function`, the extractor libraries) once and answers `READY`.
 
 Each request names a module-level function, its JSON arguments, a memory limit and a reply limit.
-The server forks a child (cheap: no model, the libraries already imported) that starts a session of
-its own, so pandoc, LibreOffice and every other program it runs share its process group; caps its
-address space at its size now plus the memory limit; runs the function; and writes the outcome as
-one JSON frame. The server answers `STARTED` (the child's pid, which is its process group), relays
-the child's `PROGRESS` frames, then its `OUTCOME` frame unread (a frame over the reply limit stops
-the child), then `DONE` with how the child ended (`exit`: its exit code, -N for signal N) once it
-has killed what was left of the child's process group. One request at a time. End of input or
-SIGTERM (sent by the kernel when the worker dies) kills the running child's group and ends the
-server; a child is killed when the server dies. Nothing a child writes is unpickled or run: the
-worker decodes and checks it.
+A child forked in advance (cheap: no model, the libraries already imported; the next one is forked
+while the worker chunks and embeds) has started a session of its own, so pandoc, LibreOffice and
+every other program it runs share its process group; given the request, it caps its address space
+at its size now plus the memory limit, runs the function and writes the outcome as one JSON frame.
+The server answers `STARTED` (the child's pid, which is its process group), relays the child's
+`PROGRESS` frames, then its `OUTCOME` frame unread (a frame over the reply limit stops the child),
+then `DONE` with how the child ended (`exit`: its exit code, -N for signal N) once it has killed what
+was left of the child's process group. One request at a time. End of input or SIGTERM (sent by the
+kernel when the worker dies) kills the running child's group and ends the server; a child is killed
+when the server dies. Nothing a child writes is unpickled or run: the worker decodes and checks it.
 
 Frames, both ways: one kind byte, a 4-byte big-endian length, that many bytes of UTF-8 JSON.
 """
@@ -33,6 +33,7 @@ import struct
 import sys
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from shared.errors import DocumentFailed
@@ -90,13 +91,19 @@ def main() -> None:
     os.dup2(2, 1)  # a library's print goes to the log, never into the replies
     if len(sys.argv) > 1:
         _resolve(sys.argv[1])()
+    spare = _Spare.fork(replies)
     write_frame(replies, READY, encode({"pid": os.getpid()}))
     requests = FrameReader(MAX_REQUEST_BYTES)
     pending: list[tuple[bytes, bytes]] = []
     while True:
         while pending:
             _, payload = pending.pop(0)
-            _serve(json.loads(payload), replies, requests, pending)
+            if os.waitpid(spare.pid, os.WNOHANG)[0]:  # it died waiting (someone killed it)
+                os.close(spare.requests)
+                os.close(spare.outcome)
+                spare = _Spare.fork(replies)
+            _serve(json.loads(payload), spare, replies, requests, pending)
+            spare = _Spare.fork(replies)
         data = os.read(0, 1 << 16)
         if not data:
             return  # the worker is gone
@@ -115,17 +122,42 @@ def _on_parent_death(signum: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
 
 
+@dataclass(frozen=True)
+class _Spare:
+    """A document child waiting for its request: its pid, where it reads the request, where it
+    writes its frames."""
+
+    pid: int
+    requests: int
+    outcome: int
+
+    @classmethod
+    def fork(cls, replies: int) -> _Spare:
+        request_read, request_write = os.pipe()
+        outcome_read, outcome_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(request_write)
+            os.close(outcome_read)
+            _child(request_read, outcome_write, replies)
+        os.close(request_read)
+        os.close(outcome_write)
+        return cls(pid, request_write, outcome_read)
+
+
 def _serve(
-    request: dict[str, Any], replies: int, requests: FrameReader, pending: list[tuple[bytes, bytes]]
+    request: dict[str, Any],
+    spare: _Spare,
+    replies: int,
+    requests: FrameReader,
+    pending: list[tuple[bytes, bytes]],
 ) -> None:
     global _running
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        _child(request, write_end, replies)
+    pid, read_end = spare.pid, spare.outcome
     _running = pid
-    os.close(write_end)
+    with suppress(OSError):  # a child that died before reading it is reported by its exit status
+        write_frame(spare.requests, REQUEST, encode(request))
+    os.close(spare.requests)
     write_frame(replies, STARTED, encode({"pid": pid}))
     oversized = False
     outcome = FrameReader(int(request["max_reply"]))
@@ -138,8 +170,7 @@ def _serve(
                 block = os.read(key.fd, 1 << 20)
                 if key.fd == 0:
                     if not block:  # the worker is gone: so is this document
-                        _end_group(pid)
-                        sys.exit(0)
+                        _end()
                     pending += requests.feed(block)
                     continue
                 try:
@@ -166,7 +197,7 @@ def _end_group(pid: int) -> int:
     return os.waitpid(pid, 0)[1]
 
 
-def _child(request: dict[str, Any], out: int, replies: int) -> NoReturn:
+def _child(requests: int, out: int, replies: int) -> NoReturn:
     code = 0
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -176,6 +207,9 @@ def _child(request: dict[str, Any], out: int, replies: int) -> NoReturn:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+        request = _read_request(requests)
+        if request is None:  # the server ended first
+            os._exit(0)
         # It may grow by the memory limit over what it already is (the preloaded libraries).
         with open("/proc/self/statm") as statm:
             cap = int(statm.read().split()[0]) * _PAGE + int(request["memory_limit"])
@@ -211,6 +245,15 @@ def _child(request: dict[str, Any], out: int, replies: int) -> NoReturn:
         code = 1
     finally:
         os._exit(code)
+
+
+def _read_request(fd: int) -> dict[str, Any] | None:
+    reader = FrameReader(MAX_REQUEST_BYTES)
+    while block := os.read(fd, 1 << 16):
+        for _, payload in reader.feed(block):
+            os.close(fd)
+            return json.loads(payload)  # type: ignore[no-any-return]
+    return None
 
 
 def _resolve(name: str) -> Callable[..., Any]:
