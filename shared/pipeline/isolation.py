@@ -110,13 +110,13 @@ def run_isolated(
         "report": progress is not None,
         "max_reply": max_reply,
     }
-    process.send(request)
     limit = timeout
     started = time.monotonic()
     deadline = started + timeout
     child: int | None = None
     outcome: bytes | None = None
     try:
+        process.send(request)
         while True:
             kind, payload = process.next_frame(deadline)
             if kind == server.STARTED:
