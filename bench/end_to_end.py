@@ -99,7 +99,7 @@ def run(ctx: Context) -> Result:
         "download, extraction, chunking, embedding and the COPY into Postgres all count. The API, "
         "Postgres, Redis, S3, 8 client threads and the worker share the same 2 cores.",
         "Stage times are the worker's own (`ingest.stage.done` log lines); 'other' is the task's "
-        "total less its stages (claim, progress updates, the extraction child's fork, Celery).",
+        "total less its stages (claim, progress updates, starting the extraction child, Celery).",
         "CPU: seconds each part of the stack used during the run (psutil, children included), as a share "
         f"of the {cores} cores over the run. The model's share is the worker's CPU less its time in the "
         "other stages (single-threaded, so their wall time bounds their CPU time): an estimate. The "

@@ -45,14 +45,16 @@ def _serve_metrics(**_: Any) -> None:
 @worker_process_init.connect
 def _open_process_resources(**_: Any) -> None:
     # Pools and sockets do not survive fork: each worker process makes its own.
-    from shared.pipeline import extract
+    from shared.pipeline import isolation
     from shared.pipeline.chunking import preload as preload_chunking
     from shared.pipeline.embedding import get_embedder
     from worker import context
 
+    # The extraction process first, from a fresh interpreter: it imports the extractor libraries while
+    # this process loads the model, and its document children never carry the model or the sockets.
+    isolation.start()
     settings = context.open_context().settings
     # Heavy imports and the model now, not inside the first document's time limit.
-    extract.preload()
     preload_chunking()
     try:
         get_embedder(settings)
@@ -62,6 +64,8 @@ def _open_process_resources(**_: Any) -> None:
 
 @worker_process_shutdown.connect
 def _close_process_resources(**_: Any) -> None:
+    from shared.pipeline import isolation
     from worker import context
 
+    isolation.stop()
     context.close_context()

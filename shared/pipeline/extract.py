@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import zipfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from shared.errors import DocumentFailed
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors import describe_failure
 from shared.pipeline.extractors.legacy_office import LEGACY_FORMATS, converter_missing
 from shared.pipeline.extractors.ocr import OcrOptions, PageReport, ocr_unavailable
+from shared.pipeline.extractors.pandoc import pandoc_program
 from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
 
 # Before anything imports unstructured, onnxruntime or huggingface_hub: no telemetry, no hub downloads.
@@ -121,6 +122,16 @@ def extract(
     return elements
 
 
+def extract_data(
+    path: str, file_type: str, ocr: dict[str, Any] | None, report: PageReport | None = None
+) -> list[dict[str, Any]]:
+    """`extract` with JSON data in and out, as the isolated extraction child runs it
+    (`shared.pipeline.isolation`): `ocr` is `dataclasses.asdict(OcrOptions)`; the elements come back
+    as `Element.to_data()` (`shared.pipeline.elements.elements_from_data` reads them)."""
+    options = None if ocr is None else OcrOptions(**ocr)
+    return [element.to_data() for element in extract(Path(path), file_type, options, report)]
+
+
 _ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
 MAX_EXPANDED_BYTES = 1024**3
 
@@ -138,8 +149,9 @@ def _check_expansion(path: Path, label: str) -> None:
 
 
 def preload() -> None:
-    """Import every extractor this host has, so forked extraction children inherit the libraries
-    instead of importing them again for each document (bench/results/REPORT.md: 104 -> 34 ms)."""
+    """Import every extractor this host has. The extraction process (shared.pipeline.isolation_server)
+    calls it once, so each document's forked child inherits the libraries instead of importing them
+    again (bench/results/REPORT.md: 104 -> 34 ms)."""
     import importlib
 
     for modules in _REQUIRED_MODULES.values():
@@ -161,7 +173,7 @@ def missing_extractor(file_type: str, ocr: OcrOptions | None = None) -> str | No
     for module, package in required:
         if importlib.util.find_spec(module) is None:
             return f"{file_type} extraction needs the {package} package, which is not installed."
-    if file_type in _PANDOC_TYPES and not _pandoc_available():
+    if file_type in _PANDOC_TYPES and pandoc_program() is None:
         return (
             f"{file_type} extraction needs the pandoc program (the pypandoc-binary package bundles it), "
             "which is not installed."
@@ -218,15 +230,6 @@ def _extractor_for(
             "unsupported_type", f"Chute cannot extract text from files of type {file_type!r}."
         )
     return extractor
-
-
-def _pandoc_available() -> bool:
-    spec = importlib.util.find_spec("pypandoc")
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        bundled = Path(location) / "files" / "pandoc"
-        if bundled.is_file() or bundled.with_suffix(".exe").is_file():
-            return True
-    return shutil.which("pandoc") is not None
 
 
 def _must_propagate(exc: Exception) -> bool:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,9 @@ from shared.errors import DocumentFailed
 from shared.events import publish_change
 from shared.metrics import CHUNKS_TRUNCATED, DOCUMENT_FAILURES, STEP_SECONDS
 from shared.pipeline.chunking import ChunkingSettings, chunk
-from shared.pipeline.elements import Chunk, Element
+from shared.pipeline.elements import Chunk, Element, elements_from_data
 from shared.pipeline.embedding import get_embedder
-from shared.pipeline.extract import extract
+from shared.pipeline.extract import extract_data
 from shared.pipeline.extractors.ocr import OcrOptions
 from shared.pipeline.isolation import run_isolated
 from shared.pipeline.tokens import token_counts, window
@@ -169,15 +169,16 @@ def _process(run: _Run, row: dict[str, Any]) -> int:
         run.step("extracting")
         with run.timed("extract"):
             elements = run_isolated(
-                extract,
-                path,
+                extract_data,
+                str(path),
                 row["file_type"],
-                OcrOptions.from_settings(ctx.settings),
+                asdict(OcrOptions.from_settings(ctx.settings)),
                 memory_limit=ctx.settings.extraction_memory_limit,
                 timeout=ctx.settings.extraction_timeout_seconds,
                 what="Extracting the text",
                 progress=run.ocr_progress,
                 seconds_per_unit=ctx.settings.ocr_seconds_per_page,
+                decode=elements_from_data,
             )
 
     run.step("chunking")

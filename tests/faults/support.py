@@ -189,8 +189,9 @@ class MemorySampler:
     """Samples VmRSS/VmHWM of every process in a worker's tree from /proc, every `interval` s.
 
     `peak_kib` is the largest VmHWM (peak resident set) seen per role: the Celery main process, the
-    prefork child that runs tasks, and the extraction children it forks. `peak_tree_kib` is the largest
-    sum of VmRSS over the tree at one instant (shared pages counted in each process: an upper bound).
+    prefork child that runs tasks, and under it the extraction process and its document children.
+    `peak_tree_kib` is the largest sum of VmRSS over the tree at one instant (shared pages counted in
+    each process: an upper bound).
     """
 
     main_pid: int

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared.errors import DocumentFailed
-from shared.pipeline.extract import extract, missing_extractor
+from shared.pipeline.elements import elements_from_data
+from shared.pipeline.extract import extract, extract_data, missing_extractor
 from shared.pipeline.isolation import run_isolated
 from tests.documents import legacy_office
 from tests.unit.sample_documents import deck_pptx, report_docx, revenue_xlsx, write
@@ -33,12 +34,14 @@ def test_legacy_file_reads_as_its_modern_original(files: dict[str, Path], file_t
     original = extract(files[MODERN[file_type]], MODERN[file_type])
 
     converted = run_isolated(
-        extract,
-        files[file_type],
+        extract_data,
+        str(files[file_type]),
         file_type,
+        None,
         memory_limit=2 * 1024**3,
         timeout=120,
         what="Extracting the text",
+        decode=elements_from_data,
     )
 
     assert [element.text for element in converted] == [element.text for element in original]

@@ -9,15 +9,16 @@ starting) and 305 MB of Debian packages.
 The file's OLE2 directory says what it really is (a `WordDocument`, `Workbook`/`Book` or `PowerPoint
 Document` stream), so a workbook renamed .doc is a `type_mismatch`, not a conversion failure.
 LibreOffice runs with a fresh profile in a temporary folder, in a new network namespace where the
-kernel allows one (else with its proxy pointed nowhere), and is killed with its process group after
-`CONVERT_TIMEOUT_SECONDS`.
+kernel allows one (else with its proxy pointed nowhere), and in the caller's process group: the
+isolated extraction child's (shared.pipeline.isolation), which is killed whole when the document's
+deadline passes and cleared when the child ends. After `CONVERT_TIMEOUT_SECONDS` of its own the
+conversion is stopped and the document fails `timeout`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -114,12 +115,12 @@ def _convert(path: Path, modern: str, folder: Path) -> Path:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=environment,
-        start_new_session=True,  # one process group: LibreOffice and its helpers end together
+        # No session of its own: it stays in the extraction child's process group, which dies whole.
     )
     try:
         output, _ = process.communicate(timeout=CONVERT_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        process.kill()  # its helpers go with the child's process group when the child ends
         process.wait()
         raise DocumentFailed(
             "timeout",
@@ -141,5 +142,8 @@ def _no_network_prefix() -> tuple[str, ...]:
     unshare = shutil.which("unshare")
     if unshare is None:
         return ()
-    probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, check=False)
+    try:
+        probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, check=False, timeout=10)
+    except subprocess.TimeoutExpired:
+        return ()
     return (unshare, "-rn") if probe.returncode == 0 else ()
