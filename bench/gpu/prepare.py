@@ -57,10 +57,25 @@ def download_wheels(folder: Path) -> None:
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in PACKAGES]
     platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(folder), *pins],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(folder),
+            *pins,
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def half_precision_model(folder: Path) -> None:
@@ -72,8 +87,11 @@ def half_precision_model(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns(WEIGHTS, "README.md", "data_config.json"))
     weights = load_file(source / WEIGHTS)
-    save_file({name: t.half() if t.is_floating_point() else t for name, t in weights.items()},
-              folder / WEIGHTS, metadata={"format": "pt"})  # fmt: skip
+    save_file(
+        {name: t.half() if t.is_floating_point() else t for name, t in weights.items()},
+        folder / WEIGHTS,
+        metadata={"format": "pt"},
+    )
 
 
 def write_chunks(path: Path, count: int) -> None:

@@ -80,7 +80,7 @@ def raw_rates(chunks: list[str], device: str, budgets: list[int]) -> dict[str, A
     rates["tokenizer_texts_per_s"] = len(chunks) / (time.perf_counter() - started)
     rates["tokens_per_text"] = sum(len(ids) for ids in tokenised) / len(tokenised)
 
-    texts = [Text(ids, None, row) for row, ids in enumerate(tokenised)]  # type: ignore[arg-type]
+    texts = [Text(ids, None, row) for row, ids in enumerate(tokenised)]
     if device == "cuda":  # the CUDA fp16 vectors against fp32 on the CPU, same weights
         from shared.embedding_server.model import TorchModel
 
@@ -252,8 +252,10 @@ def main() -> None:
 
 def print_table(report: dict[str, Any]) -> None:
     raw = report["raw"]
-    print(f"\n{raw['device_name']} ({raw['runtime']}), {report['chunks']} chunks, "
-          f"{raw['tokens_per_text']:.0f} tokens each on average")  # fmt: skip
+    print(
+        f"\n{raw['device_name']} ({raw['runtime']}), {report['chunks']} chunks, "
+        f"{raw['tokens_per_text']:.0f} tokens each on average"
+    )
     for name, value in raw.items():
         if name.endswith("per_s") or "per_s@" in name:
             print(f"  without HTTP  {name:<40} {value:>10,.0f}")
