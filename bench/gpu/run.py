@@ -232,9 +232,10 @@ def main() -> None:
 
     report: dict[str, Any] = {"chunks": len(chunks), "per_request": PER_REQUEST, "cpus": os.cpu_count()}
     started = time.perf_counter()
+    saved = args.out / "gpu_embedding_server.json"
     report["raw"] = raw_rates(chunks, args.device, budgets)
-    print(json.dumps(report["raw"], indent=1), flush=True)
     report["http"] = []
+    print(json.dumps(report["raw"], indent=1), flush=True)
     for budget in budgets:
         process, url = start_server(args.device, budget, log)
         try:
@@ -242,11 +243,12 @@ def main() -> None:
                 row = {"max_batch_tokens": budget, **through_http(url, process.pid, chunks, clients)}
                 report["http"].append(row)
                 print(json.dumps(row), flush=True)
+                saved.write_text(json.dumps(report, indent=2) + "\n")  # kept should a later step fail
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
     report["seconds"] = time.perf_counter() - started
-    (args.out / "gpu_embedding_server.json").write_text(json.dumps(report, indent=2) + "\n")
+    saved.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
 
 
