@@ -185,7 +185,7 @@ def through_http(url: str, pid: int, chunks: list[str], clients: int) -> dict[st
     ]
     for worker in workers:
         worker.start()
-    time.sleep(1.0)  # client processes up and waiting
+    time.sleep(3.0)  # client processes up (httpx imported) and waiting
     before, cpu_before = scrape(url), cpu_seconds(pid)
     started = time.perf_counter()
     start.set()
