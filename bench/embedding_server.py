@@ -6,6 +6,10 @@ that data is absent). Each client sends requests of 16 chunks (the pipeline's av
 document, issue 13) back to back; the server batches across them. The in-process figure is the local
 embedder called on the same chunks 16 at a time, as a worker embeds a small document, and all at once
 (its own batches of CHUTE_EMBEDDING_BATCH_SIZE): the model's rate without HTTP.
+
+End to end, which `make up` should use: a small generated corpus through the real stack with two
+worker processes embedding in-process (one model thread each, the fastest measured arrangement on 2
+cores) and then with two worker processes embedding through the server (one model copy, every core).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from bench.common import Context, Figure, Result, Table, percentile
-from bench.corpus import Prose
+from bench.corpus import Prose, generate
+from bench.ingest_run import IngestRun, drive, warm_up
 from bench.real_text import SCIFACT, available, real_text_chunks
 from bench.report import bar_chart
-from infra.stack import Ports, Stack
 from shared.pipeline.embedding import make_local_embedder, runtime_of
 from shared.settings import Settings
 
@@ -52,15 +56,16 @@ def run(ctx: Context) -> Result:
     embedder.embed(chunks)
     in_process_all = len(chunks) / (time.perf_counter() - started)
     del embedder
+    end_to_end = compare_end_to_end(ctx)
 
-    stack = Stack(ctx.work / "embedding-server", Ports.free())
+    stack = ctx.services.stack
+    stack.start_embedding_server()
     try:
-        stack.start_embedding_server()
         url = f"http://127.0.0.1:{stack.ports.embeddings}"
         health = httpx.get(f"{url}/health", timeout=10).json()
         levels = [measure(url, chunks, clients) for clients in CONCURRENCY]
     finally:
-        stack.stop_all()
+        stack.stop("embedding-server")
 
     rows: list[list[object]] = [
         ["in-process, 16 per call", "-", round(in_process_16, 1), *["-"] * 4],
@@ -90,6 +95,24 @@ def run(ctx: Context) -> Result:
             title=f"{len(chunks)} chunks of ~{CHUNK_CHARS} characters, {source}; {PER_REQUEST} per request",
         )
     )
+    result.tables.append(
+        Table(
+            ["worker processes embed", "documents", "failed", "chunks", "seconds", "chunks/s", "docs/s"],
+            [
+                [
+                    how,
+                    r.documents,
+                    r.failed,
+                    r.chunks,
+                    round(r.seconds, 1),
+                    round(r.chunks_per_s, 1),
+                    round(r.docs_per_s, 2),
+                ]
+                for how, r in end_to_end.items()
+            ],
+            title="End to end, 2 worker processes: in-process model against the embedding server",
+        )
+    )
     best = max(levels, key=lambda level: level["chunks_per_s"])
     result.figures += [
         Figure("in-process, 16 per call", round(in_process_16, 1), "chunks/s"),
@@ -101,6 +124,10 @@ def run(ctx: Context) -> Result:
             "server's best / in-process (16 per call)", round(best["chunks_per_s"] / in_process_16, 2), "x"
         ),
         Figure(f"mean batch, {best['clients']} clients", round(best["mean_batch"], 1), "texts"),
+        *(
+            Figure(f"end to end, {how}", round(r.chunks_per_s, 1), "chunks/s")
+            for how, r in end_to_end.items()
+        ),
     ]
     result.plots.append(
         bar_chart(
@@ -121,8 +148,36 @@ def run(ctx: Context) -> Result:
         f"{settings.embedding_server_max_wait_ms:g} ms); clients in this process (threads, httpx, base64 "
         "vectors), on the same cores as the server. In-process: the same runtime, no HTTP."
     )
-    result.data = {"levels": levels, "in_process_16": in_process_16, "in_process_all": in_process_all}
+    result.data = {
+        "levels": levels,
+        "in_process_16": in_process_16,
+        "in_process_all": in_process_all,
+        "end_to_end": {how: vars(r) for how, r in end_to_end.items()},
+    }
     return result
+
+
+def compare_end_to_end(ctx: Context) -> dict[str, IngestRun]:
+    """The same small corpus through the stack, embedded in-process and then through the server."""
+    files = generate(
+        ctx.work / "server-corpus", documents=4 if ctx.smoke else 20, max_pages=2 if ctx.smoke else 10
+    )
+    services = ctx.services
+    stack = services.stack
+    runs: dict[str, IngestRun] = {}
+    settings = {"CHUTE_WORKER_CONCURRENCY": "2", "CHUTE_WORKER_METRICS_PORT": "0"}
+    with services.api():
+        with services.workers("server-bench-local", {**settings, "CHUTE_EMBEDDING_PROVIDER": "local"}) as log:
+            warm_up(services, 4)
+            runs["in-process"] = drive(services, files, log, timeout=1200)
+        served = stack.start_embedding_server()
+        try:
+            with services.workers("server-bench-served", {**settings, **served}) as log:
+                warm_up(services, 4)
+                runs["through the server"] = drive(services, files, log, timeout=1200)
+        finally:
+            stack.stop("embedding-server")
+    return runs
 
 
 def measure(url: str, chunks: list[str], clients: int) -> dict[str, float]:

@@ -551,9 +551,9 @@ class Stack:
             parent_death=signal.SIGKILL,
         )
 
-    def start_embedding_server(self, *, env: dict[str, str] | None = None) -> None:
+    def start_embedding_server(self, *, env: dict[str, str] | None = None) -> dict[str, str]:
         """The embedding server (shared/embedding_server) on `ports.embeddings`, waited for until its
-        model has loaded. Workers and the API started after it embed through it (provider `openai`)."""
+        model has loaded. Returns the settings that point a worker or the API at it (provider `openai`)."""
         port = self.ports.embeddings
         process = self._spawn(
             "embedding-server",
@@ -570,9 +570,7 @@ class Stack:
             timeout=180,
             process=process,
         )
-        self.extra_env.update(
-            {"CHUTE_EMBEDDING_PROVIDER": "openai", "CHUTE_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
-        )
+        return {"CHUTE_EMBEDDING_PROVIDER": "openai", "CHUTE_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
 
     def start_reconciler(self) -> subprocess.Popen[bytes]:
         """The reconciler loop, every CHUTE_RECONCILE_INTERVAL_SECONDS (worker/reconciler.py)."""
@@ -640,7 +638,7 @@ def up(root: Path, ports: Ports, *, embedding_server: bool = False) -> None:
             key_file.chmod(0o600)
         if embedding_server:
             print(f"Starting the embedding server :{stack.ports.embeddings} ...", flush=True)
-            stack.start_embedding_server()
+            stack.extra_env.update(stack.start_embedding_server())  # the worker and the API use it
         stack.start_worker()
         stack.start_reconciler()
         stack.start_api()

@@ -157,7 +157,7 @@ def test_a_body_that_is_not_json_gets_400(server: str) -> None:
 
 def test_a_worker_indexes_a_document_through_the_server(tmp_path_factory: pytest.TempPathFactory) -> None:
     with running_stack(tmp_path_factory.mktemp("through-server"), FAULT_SETTINGS, worker=False) as stack:
-        stack.start_embedding_server()
+        stack.extra_env.update(stack.start_embedding_server())
         stack.stop("api")
         stack.start_api()  # search embeds its queries through the server too
         start_worker(stack)
