@@ -83,6 +83,7 @@ class TorchModel:
                 "input_ids": input_ids,
                 "attention_mask": torch.from_numpy(mask).to(self.device, non_blocking=True),
                 "token_type_ids": torch.zeros_like(input_ids),
+                "modality": "text",  # sentence-transformers 6 dispatches on it
             }
             vectors = self.model(features)["sentence_embedding"]
             return np.asarray(vectors.float().cpu().numpy(), dtype=np.float32)

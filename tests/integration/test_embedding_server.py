@@ -172,6 +172,21 @@ def test_a_worker_indexes_a_document_through_the_server(tmp_path_factory: pytest
         assert metric(server, "chute_embedding_server_texts_total") >= 1
 
 
+def test_the_torch_path_gives_the_same_vectors(tmp_path: Path, in_process: np.ndarray) -> None:
+    """The sentence-transformers path the GPU runs (here on the CPU in fp32)."""
+    stack = start_server(tmp_path, CHUTE_EMBEDDING_SERVER_DEVICE="cpu", CHUTE_EMBEDDING_RUNTIME="torch")
+    try:
+        server = f"http://127.0.0.1:{stack.ports.embeddings}"
+        health = httpx.get(f"{server}/health", timeout=10).json()
+        answer = client(server).embeddings.create(model=MODEL, input=TEXTS)
+    finally:
+        stack.stop_all()
+
+    vectors = np.asarray([row.embedding for row in answer.data], dtype=np.float32)
+    assert health["runtime"] == "torch"
+    assert np.sum(vectors * in_process, axis=1).min() >= 0.999
+
+
 def test_cuda_fp16_gives_the_cpu_vectors(tmp_path: Path, in_process: np.ndarray) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
