@@ -38,7 +38,7 @@ def run(ctx: Context) -> Result:
     result = Result(
         "embedding_server", "12. Embedding server: one model copy serving many clients", ctx.smoke
     )
-    count = 32 if ctx.smoke else 256
+    count = 16 if ctx.smoke else 256
     if available():
         chunks, source = real_text_chunks(count, CHUNK_CHARS), f"SciFact abstracts ({SCIFACT.parent})"
     else:
@@ -56,14 +56,14 @@ def run(ctx: Context) -> Result:
     embedder.embed(chunks)
     in_process_all = len(chunks) / (time.perf_counter() - started)
     del embedder
-    end_to_end = compare_end_to_end(ctx)
 
     stack = ctx.services.stack
-    stack.start_embedding_server()
+    served = stack.start_embedding_server()
     try:
         url = f"http://127.0.0.1:{stack.ports.embeddings}"
         health = httpx.get(f"{url}/health", timeout=10).json()
         levels = [measure(url, chunks, clients) for clients in CONCURRENCY]
+        end_to_end = compare_end_to_end(ctx, served)
     finally:
         stack.stop("embedding-server")
 
@@ -161,26 +161,22 @@ def _summary(run: IngestRun) -> dict[str, float]:
     return {"documents": run.documents, "failed": run.failed, "chunks": run.chunks, "seconds": run.seconds}
 
 
-def compare_end_to_end(ctx: Context) -> dict[str, IngestRun]:
-    """The same small corpus through the stack, embedded in-process and then through the server."""
+def compare_end_to_end(ctx: Context, served: dict[str, str]) -> dict[str, IngestRun]:
+    """The same small corpus through the stack, embedded in-process and then through the running
+    server (`served`: the settings that point a worker at it)."""
     files = generate(
-        ctx.work / "server-corpus", documents=4 if ctx.smoke else 20, max_pages=2 if ctx.smoke else 10
+        ctx.work / "server-corpus", documents=2 if ctx.smoke else 20, max_pages=1 if ctx.smoke else 10
     )
     services = ctx.services
-    stack = services.stack
     runs: dict[str, IngestRun] = {}
     settings = {"CHUTE_WORKER_CONCURRENCY": "2", "CHUTE_WORKER_METRICS_PORT": "0"}
     with services.api():
         with services.workers("server-bench-local", {**settings, "CHUTE_EMBEDDING_PROVIDER": "local"}) as log:
             warm_up(services, 4)
             runs["in-process"] = drive(services, files, log, timeout=1200)
-        served = stack.start_embedding_server()
-        try:
-            with services.workers("server-bench-served", {**settings, **served}) as log:
-                warm_up(services, 4)
-                runs["through the server"] = drive(services, files, log, timeout=1200)
-        finally:
-            stack.stop("embedding-server")
+        with services.workers("server-bench-served", {**settings, **served}) as log:
+            warm_up(services, 4)
+            runs["through the server"] = drive(services, files, log, timeout=1200)
     return runs
 
 
