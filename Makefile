@@ -9,8 +9,9 @@ TORCH_INDEX ?=
 
 .PHONY: up test lint unit install clean bench bench-smoke
 
+# `make up EMBEDDING_SERVER=1`: workers and the API embed through the embedding server (one model copy).
 up: $(VENV)/.installed
-	$(BIN)/python -m infra.stack up
+	$(BIN)/python -m infra.stack up $(if $(EMBEDDING_SERVER),--embedding-server)
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest

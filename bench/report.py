@@ -27,6 +27,7 @@ ORDER = [
     "ocr",
     "retrieval",
     "fairness",
+    "embedding_server",
     "scale",
 ]
 

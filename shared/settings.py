@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     # Unset: $XDG_CACHE_HOME/chute/models, else ~/.cache/chute/models.
     model_cache_dir: Path | None = None
 
+    # The embedding server (`python -m shared.embedding_server`): one model copy per host, serving
+    # OpenAI's `POST /v1/embeddings` to every worker (CHUTE_EMBEDDING_PROVIDER=openai, base URL at it).
+    embedding_server_host: str = "127.0.0.1"
+    embedding_server_port: int = 8090
+    # auto: CUDA in fp16 where torch sees a GPU, else the CPU runtime CHUTE_EMBEDDING_RUNTIME names.
+    embedding_server_device: Literal["auto", "cuda", "cpu"] = "auto"
+    # A sentence-transformers model folder (None: the packaged all-MiniLM-L6-v2).
+    embedding_server_model_path: Path | None = None
+    # A batch holds at most this many tokens, padding counted (texts x the longest text's tokens);
+    # the model thread waits at most max_wait_ms after the oldest text arrived for a batch to fill.
+    embedding_server_max_batch_tokens: int = Field(default=8192, ge=256)
+    embedding_server_max_wait_ms: float = Field(default=5.0, ge=0)
+    # Texts one request may carry (OpenAI's limit is 2048).
+    embedding_server_max_inputs: int = Field(default=2048, ge=1)
+
     # Worker
     task_soft_time_limit: int = 1800
     task_time_limit: int = 1900

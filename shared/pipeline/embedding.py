@@ -28,7 +28,6 @@ import structlog
 
 from shared.errors import DocumentFailed
 from shared.metrics import EMBEDDING_REQUESTS, EMBEDDING_THROTTLES
-from shared.pipeline.throttle import SharedPause
 from shared.settings import Settings
 
 log = structlog.get_logger("chute.embedding")
@@ -262,6 +261,8 @@ class OpenAIEmbedder:
     def __init__(self, settings: Settings) -> None:
         import openai
         import redis
+
+        from shared.pipeline.throttle import SharedPause
 
         # Retries are ours, not the client's: they must honour the pause all workers share.
         self.client = openai.OpenAI(
