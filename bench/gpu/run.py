@@ -223,9 +223,11 @@ def main() -> None:
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--count", type=int, default=20_000, help="chunks per measurement")
     parser.add_argument("--quick", action="store_true", help="one setting, 1 and 4 clients (a trial run)")
+    parser.add_argument("--budgets", type=int, nargs="+", help="max tokens per batch to measure")
+    parser.add_argument("--clients", type=int, nargs="+", help="concurrent clients to measure")
     args = parser.parse_args()
-    budgets = [4096] if args.quick else [16_384, 65_536, 131_072]
-    concurrency = [1, 4] if args.quick else [4, 16, 64]
+    budgets = args.budgets or ([4096] if args.quick else [16_384, 65_536, 131_072])
+    concurrency = args.clients or ([1, 4] if args.quick else [4, 16, 64])
     chunks = load_chunks(args.count)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "gpu_server.log"
