@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -41,6 +42,7 @@ class IngestRun:
     stage_s: dict[str, list[float]] = field(default_factory=dict)
     task_s: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds by component, during the run
+    peak_mib: float = 0.0  # the workers' and embedding server's memory (PSS, summed) at its highest
     tenant: str = ""  # the run's own tenant: its documents are the run's
 
     @property
@@ -108,25 +110,26 @@ def drive(services: Services, files: list[CorpusFile], worker_log: Path, timeout
     uploader = Uploader(services.api_url, key)
     cpu_before = cpu_seconds(services)
     started = time.time()
-    try:
-        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            list(pool.map(lambda f: uploader.send(f.path.name, f.path.read_bytes()), files))
-    finally:
-        uploader.close()
-    with services.connect() as conn:
-        query = """
-            SELECT count(*) FILTER (WHERE status = ANY(%s)), count(*) FILTER (WHERE status = 'failed'),
-                   coalesce(sum(chunk_count), 0), extract(epoch FROM max(indexed_at))
-            FROM documents WHERE tenant_id = %s
-        """
-        row: Any = (0, 0, 0, None)
+    with MemoryPeak(services) as memory:
+        try:
+            with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+                list(pool.map(lambda f: uploader.send(f.path.name, f.path.read_bytes()), files))
+        finally:
+            uploader.close()
+        with services.connect() as conn:
+            query = """
+                SELECT count(*) FILTER (WHERE status = ANY(%s)), count(*) FILTER (WHERE status = 'failed'),
+                       coalesce(sum(chunk_count), 0), extract(epoch FROM max(indexed_at))
+                FROM documents WHERE tenant_id = %s
+            """
+            row: Any = (0, 0, 0, None)
 
-        def finished() -> bool:
-            nonlocal row
-            row = conn.execute(query, (list(FINAL), tenant)).fetchone() or row
-            return int(row[0]) >= len(files)
+            def finished() -> bool:
+                nonlocal row
+                row = conn.execute(query, (list(FINAL), tenant)).fetchone() or row
+                return int(row[0]) >= len(files)
 
-        wait_for(finished, f"{len(files)} documents in a final state", timeout=timeout, interval=0.25)
+            wait_for(finished, f"{len(files)} documents in a final state", timeout=timeout, interval=0.25)
     cpu_after = cpu_seconds(services)
     _, failed, chunks, last_indexed = row
     stage_s, task_s = _worker_timings(worker_log, log_offset)
@@ -139,8 +142,52 @@ def drive(services: Services, files: list[CorpusFile], worker_log: Path, timeout
         stage_s=stage_s,
         task_s=task_s,
         cpu_s={name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
+        peak_mib=memory.peak_mib,
         tenant=tenant,
     )
+
+
+class MemoryPeak:
+    """Samples, every half second until the block ends, the memory the ingesting processes use: every
+    worker process and its extraction children, and the embedding server, as PSS (shared pages split
+    among the processes that share them, so forked workers are not counted twice). Keeps the highest."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> MemoryPeak:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak_mib = max(self.peak_mib, self._now() / 2**20)
+
+    def _now(self) -> float:
+        total = 0.0
+        for name, process in list(self.services.stack.processes.items()):
+            if _part(name) not in ("worker", "embedding-server"):
+                continue
+            try:
+                root = psutil.Process(process.pid)
+                for member in [root, *root.children(recursive=True)]:
+                    total += member.memory_full_info().pss
+            except psutil.Error:
+                continue
+        return total
+
+
+def _part(process_name: str) -> str:
+    """The part of the stack a process of `Stack.processes` belongs to: workers go by many names."""
+    named = ("postgres", "redis", "s3", "api", "embedding-server")
+    return process_name if process_name in named else "worker"
 
 
 def cpu_seconds(services: Services) -> dict[str, float]:
@@ -148,7 +195,7 @@ def cpu_seconds(services: Services) -> dict[str, float]:
     reaped: a worker's extraction children, Postgres's backends), and by this process: the clients."""
     used: dict[str, float] = defaultdict(float)
     for name, process in services.stack.processes.items():
-        part = name if name in ("postgres", "redis", "s3", "api") else "worker"
+        part = _part(name)
         try:
             root = psutil.Process(process.pid)
             tree = [root, *root.children(recursive=True)]

@@ -3,7 +3,8 @@ model thread turns padded id matrices into L2-normalised float32 vectors.
 
 `load_model` picks where the model runs: CUDA in fp16 where torch sees a GPU (`auto`), else the CPU
 runtime `CHUTE_EMBEDDING_RUNTIME` names, resolved as the in-process embedder resolves it (`auto`:
-torch under bf16 autocast on CPUs with AMX, ONNX elsewhere; shared/pipeline/embedding.py).
+torch under bf16 autocast on CPUs with AMX, OpenVINO in bf16 on CPUs with AVX-512 BF16 but no AMX,
+ONNX elsewhere; shared/pipeline/embedding.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.pipeline.embedding import Runtime
 
 
 def model_path(settings: Settings) -> Path:
@@ -89,21 +93,23 @@ class TorchModel:
             return np.asarray(vectors.float().cpu().numpy(), dtype=np.float32)
 
 
-class OnnxModel:
-    """The in-process `onnx` / `onnx-int8` runtime's onnxruntime session, fed token ids."""
+class GraphModel:
+    """An in-process graph runtime (`onnx`, `onnx-int8`, `openvino-bf16`) fed the server's batches."""
 
-    def __init__(self, settings: Settings, *, quantized: bool) -> None:
-        from shared.pipeline.embedding import OnnxEmbedder
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        from shared.pipeline.embedding import GraphEmbedder, OnnxEmbedder, OpenVinoEmbedder
 
-        embedder = OnnxEmbedder(settings, quantized=quantized)
-        self.session = embedder.session
+        self.embedder: GraphEmbedder = (
+            OpenVinoEmbedder(settings)
+            if runtime == "openvino-bf16"
+            else OnnxEmbedder(settings, quantized=runtime == "onnx-int8")
+        )
         self.device = "cpu"
-        self.runtime: str = embedder.runtime
-        self.dimensions = embedder.dimensions
+        self.runtime: str = runtime
+        self.dimensions = self.embedder.dimensions
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-        return np.asarray(vectors, dtype=np.float32)
+        return np.asarray(self.embedder.run_batch(ids, mask), dtype=np.float32)
 
 
 def cuda_available() -> bool:
@@ -132,13 +138,13 @@ def load_model(settings: Settings) -> Loaded:
         from shared.pipeline.embedding import runtime_of
 
         runtime = runtime_of(settings)
-        if runtime in ("onnx", "onnx-int8"):
+        if runtime not in ("torch", "torch-bf16"):
             if settings.embedding_server_model_path is not None:
                 raise ValueError(
-                    "The ONNX runtimes run the packaged model only: unset CHUTE_EMBEDDING_SERVER_MODEL_PATH "
-                    "or set CHUTE_EMBEDDING_RUNTIME=torch."
+                    f"The {runtime} runtime runs the packaged model only: unset "
+                    "CHUTE_EMBEDDING_SERVER_MODEL_PATH or set CHUTE_EMBEDDING_RUNTIME=torch."
                 )
-            model = OnnxModel(settings, quantized=runtime == "onnx-int8")
+            model = GraphModel(settings, runtime)
         else:
             model = TorchModel(
                 folder, device="cpu", bf16=runtime == "torch-bf16", threads=settings.torch_threads

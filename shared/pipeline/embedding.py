@@ -150,7 +150,8 @@ class GraphEmbedder:
 
     Tokenises with the model's own `tokenizer.json` (truncated at 256 tokens, as sentence-transformers
     does) and feeds batches of similar length, so little time goes into padding. Subclasses set
-    `dimensions` and run one batch of `input_ids` and `attention_mask` in `_run`.
+    `dimensions` and run one padded batch of `input_ids` and `attention_mask` in `run_batch` (the
+    embedding server calls it on batches it made).
     """
 
     dimensions: int
@@ -165,7 +166,7 @@ class GraphEmbedder:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
         self.batch_size = settings.embedding_batch_size
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -179,7 +180,7 @@ class GraphEmbedder:
             encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
             ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
-            out[rows] = self._run(ids, mask)
+            out[rows] = self.run_batch(ids, mask)
         return _normalise(out)
 
 
@@ -204,7 +205,7 @@ class OnnxEmbedder(GraphEmbedder):
         self.dimensions = int(self.session.get_outputs()[0].shape[1])
         _check_dimensions(self.dimensions, settings)
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
         return np.asarray(vectors)
 
@@ -243,7 +244,7 @@ class OpenVinoEmbedder(GraphEmbedder):
         self.dimensions = int(self.compiled.output(0).get_partial_shape()[1].get_length())
         _check_dimensions(self.dimensions, settings)
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.asarray(self.compiled({"input_ids": ids, "attention_mask": mask})[0])
 
 

@@ -79,6 +79,18 @@ def test_vectors_equal_the_in_process_embedders(server: str, in_process: np.ndar
     assert answer.usage.prompt_tokens > 256  # the long text counts its 256 tokens, no more
 
 
+@pytest.mark.parametrize("runtime", ["auto", "onnx", "openvino-bf16"])
+def test_the_server_runs_the_cpu_runtime_the_setting_names(tmp_path: Path, runtime: str) -> None:
+    """As the in-process embedder does: `auto` resolves by the CPU's flags to the same runtime."""
+    stack = start_server(tmp_path, CHUTE_EMBEDDING_SERVER_DEVICE="cpu", CHUTE_EMBEDDING_RUNTIME=runtime)
+    try:
+        health = httpx.get(f"http://127.0.0.1:{stack.ports.embeddings}/health", timeout=10).json()
+    finally:
+        stack.stop_all()
+
+    assert health["runtime"] == runtime_of(Settings(embedding_runtime=runtime))  # type: ignore[arg-type]
+
+
 def test_one_string_is_one_vector(server: str, in_process: np.ndarray) -> None:
     answer = client(server).embeddings.create(model=MODEL, input=TEXTS[1])
 
