@@ -11,10 +11,9 @@ from typing import Any
 
 from shared.db import Connection, ReadPool
 from shared.errors import AppError, Conflict, DocumentFailed, ErrorCode, or_not_found
-from shared.queue import task_id_for
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
-from shared.services.uploads import Completion, check_object
+from shared.services.uploads import Completion, check_object, queue_checked
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -128,9 +127,7 @@ def reindex_document(
         raise AppError(
             f"The stored object cannot be indexed: {failure.message}", code=failure.code
         ) from failure
-    task_id = task_id_for(storage.bucket, row["object_key"], info.etag)
-    queued = documents.mark_queued(conn, document_id, size=info.size, etag=info.etag, task_id=task_id)
-    return Completion.queued(queued)
+    return queue_checked(conn, storage, row, info)
 
 
 def delete_document(conn: Connection, storage: Storage, tenant_id: str, document_id: uuid.UUID) -> None:

@@ -267,6 +267,11 @@ def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row
         failed = documents.mark_failed(conn, row["id"], failure.code, failure.message) or row
         storage.delete(row["object_key"])
         return Completion(document=failed, failure=failure)
+    return queue_checked(conn, storage, row, info)
+
+
+def queue_checked(conn: Connection, storage: Storage, row: Row, info: ObjectInfo) -> Completion:
+    """Queue a document whose object `info` passed `check_object`: its task id is the object's."""
     task_id = task_id_for(storage.bucket, row["object_key"], info.etag)
     queued = documents.mark_queued(conn, row["id"], size=info.size, etag=info.etag, task_id=task_id)
     return Completion.queued(queued)
