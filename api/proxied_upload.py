@@ -1,8 +1,8 @@
 """The proxied upload: a form's file streamed from the request into the bucket, part by part.
 
 For clients that cannot reach the bucket. Memory stays bounded by one multipart part whatever the
-file's size, and nothing is written to local disk. The document row, the form's metadata and the
-checks are shared/services/proxied_uploads.py's.
+file's size, and nothing is written to local disk (docs/architecture.md#i4). The document row, the
+form's metadata and the checks are shared/services/proxied_uploads.py's.
 """
 
 from __future__ import annotations
@@ -77,9 +77,8 @@ async def stream_form_to_bucket(request: Request, state: AppState, tenant: str) 
             raise AppError("The form has no 'file' part with a filename.", code=ErrorCode.MISSING_FILE)
         if writer.size == 0:
             raise AppError("The file is empty; there is nothing to index.", code=ErrorCode.EMPTY_FILE)
-        metadata = proxied_uploads.form_metadata(
-            fields.get("metadata")
-        )  # before the object is kept: bad metadata, no upload
+        # Before the object is kept: bad metadata, no upload.
+        metadata = proxied_uploads.form_metadata(fields.get("metadata"))
         await run_in_threadpool(writer.finish)
     except BaseException:
         if writer is not None:
