@@ -34,12 +34,7 @@ class ErrorCode(StrEnum):
     # -- the request cannot be served as sent (400, 422)
     BAD_REQUEST = "bad_request", 400, False, "The request cannot be served as sent; the detail says why."
     VALIDATION_ERROR = "validation_error", 422, False, "A field is missing or invalid; `errors` lists each."
-    INVALID_FORM = (
-        "invalid_form",
-        400,
-        False,
-        "The multipart form is malformed, has too many fields or one too long.",
-    )
+    INVALID_FORM = "invalid_form", 400, False, "The multipart form is malformed, or has too many fields."
     MISSING_FILE = "missing_file", 400, False, "The form has no `file` part with a filename."
     EMPTY_FILE = "empty_file", 400, False, "The file is empty (size 0): there is nothing to index."
     INVALID_FILENAME = "invalid_filename", 400, False, "The filename is blank."
@@ -53,43 +48,13 @@ class ErrorCode(StrEnum):
     UPLOAD_TIMEOUT = "upload_timeout", 408, False, "A proxied upload stalled or ran past its time limit."
     # -- conflicts with the current state (409)
     CONFLICT = "conflict", 409, False, "The request conflicts with the current state of the resource."
-    ALREADY_FINAL = (
-        "already_final",
-        409,
-        False,
-        "The document (or task) is finished already: nothing to cancel.",
-    )
-    INVALID_STATE = (
-        "invalid_state",
-        409,
-        False,
-        "The document's state does not allow this (e.g. reindex while queued).",
-    )
-    UPLOAD_NOT_FOUND = (
-        "upload_not_found",
-        409,
-        True,
-        "The object is not in the bucket: upload it, then complete.",
-    )
-    UPLOAD_INCOMPLETE = (
-        "upload_incomplete",
-        409,
-        False,
-        "The bucket could not assemble the multipart upload's parts.",
-    )
-    OBJECT_CHANGED = (
-        "object_changed",
-        409,
-        True,
-        "The object was replaced in the bucket after it was checked.",
-    )
+    ALREADY_FINAL = "already_final", 409, False, "The document is finished already: nothing to cancel."
+    INVALID_STATE = "invalid_state", 409, False, "The document's state does not allow this."
+    UPLOAD_NOT_FOUND = "upload_not_found", 409, True, "The object is not in the bucket: upload it first."
+    UPLOAD_INCOMPLETE = "upload_incomplete", 409, False, "The bucket could not assemble the multipart upload."
+    OBJECT_CHANGED = "object_changed", 409, True, "The object was replaced in the bucket after its check."
     REVOKED = "revoked", 409, False, "The API key is revoked already (`chute keys revoke`)."
-    AMBIGUOUS_KEY = (
-        "ambiguous_key",
-        409,
-        False,
-        "The key prefix names more than one key (`chute keys revoke`).",
-    )
+    AMBIGUOUS_KEY = "ambiguous_key", 409, False, "The key prefix names more than one key (`chute keys`)."
     # -- the document cannot be indexed (413, 415, 422 when `complete` or `reindex` finds it)
     TOO_LARGE = "too_large", 413, True, "The body, file or what it unpacks to is over a limit."
     UNSUPPORTED_TYPE = "unsupported_type", 415, True, "Chute does not accept or cannot read this file type."
@@ -99,12 +64,7 @@ class ErrorCode(StrEnum):
     # -- failures found while indexing, stored on the failed document only
     CORRUPT = "corrupt", None, True, "The file is damaged or not of its type and could not be read."
     NO_TEXT = "no_text", None, True, "No text could be extracted (e.g. a scanned PDF with OCR off)."
-    EXTRACTOR_MISSING = (
-        "extractor_missing",
-        None,
-        True,
-        "The tool this type needs (OCR, pandoc) is not installed.",
-    )
+    EXTRACTOR_MISSING = "extractor_missing", None, True, "The tool this type needs (OCR, pandoc) is missing."
     TIMEOUT = "timeout", None, True, "Extraction or processing ran past its time limit."
     EMBEDDING_FAILED = "embedding_failed", None, True, "The embedding service failed or answered wrongly."
     TOO_MANY_ATTEMPTS = "too_many_attempts", None, True, "Processing was tried the maximum number of times."
@@ -112,12 +72,7 @@ class ErrorCode(StrEnum):
     # -- slow down (429)
     RATE_LIMITED = "rate_limited", 429, False, "More requests per second than allowed; see `Retry-After`."
     QUOTA_EXCEEDED = "quota_exceeded", 429, False, "The tenant's document, byte or queue quota is used up."
-    TOO_MANY_STREAMS = (
-        "too_many_streams",
-        429,
-        False,
-        "Too many open progress streams for the tenant or process.",
-    )
+    TOO_MANY_STREAMS = "too_many_streams", 429, False, "Too many open progress streams (tenant or process)."
     # -- Chute's side (500, 503)
     INTERNAL_ERROR = "internal_error", 500, True, "A bug or crash; logged with the request id or document id."
     EMBEDDING_DIMENSIONS_MISMATCH = (
