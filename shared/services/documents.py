@@ -115,14 +115,13 @@ def reindex_document(
             f"The document is {row['status']}; only finished documents can be reindexed.",
             code=ErrorCode.INVALID_STATE,
         )
-    info = storage.head(row["object_key"])
-    if info is None:
-        raise Conflict(
-            "The document's object is no longer in the bucket; upload it again.",
-            code=ErrorCode.UPLOAD_NOT_FOUND,
-        )
     try:
-        check_object(storage, settings, row, info)
+        info = check_object(
+            storage,
+            settings,
+            row,
+            missing="The document's object is no longer in the bucket; upload it again.",
+        )
     except DocumentFailed as failure:
         raise AppError(
             f"The stored object cannot be indexed: {failure.message}", code=failure.code

@@ -230,10 +230,14 @@ def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | N
         ) from error
 
 
-def check_object(storage: Storage, settings: Settings, row: Row, info: ObjectInfo) -> None:
-    """Raise `DocumentFailed` unless the object `info` describes may be indexed as the document `row`:
-    within the size limit, of the declared size, its leading bytes those of the document's type (read
-    pinned to `info.etag`, so the bytes checked are the object's whose ETag is recorded)."""
+def check_object(storage: Storage, settings: Settings, row: Row, *, missing: str) -> ObjectInfo:
+    """The document `row`'s object, once it is found fit to index: within the size limit, of the
+    declared size, its leading bytes those of the document's type (read pinned to its ETag, so the
+    bytes checked are the object's whose ETag is recorded). 409 `upload_not_found`, saying `missing`,
+    when there is no object; `DocumentFailed` when it is not fit."""
+    info = storage.head(row["object_key"])
+    if info is None:
+        raise Conflict(missing, code=ErrorCode.UPLOAD_NOT_FOUND)
     if info.size > settings.max_upload_size:
         raise DocumentFailed(
             ErrorCode.TOO_LARGE,
@@ -245,6 +249,10 @@ def check_object(storage: Storage, settings: Settings, row: Row, info: ObjectInf
             f"The upload declared {row['size']} bytes but the object has {info.size} bytes.",
         )
     check_leading_bytes(storage.read_head(row["object_key"], info.etag), row["file_type"])
+    return info
+
+
+_NOT_ARRIVED = "The object has not arrived in the bucket; upload it with the presigned form, then complete."
 
 
 def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row: Row) -> Completion:
@@ -255,14 +263,8 @@ def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row
         return Completion(document=row)
     if status != "awaiting_upload":
         raise Conflict(f"The document is {status}; it cannot be completed.", code=ErrorCode.INVALID_STATE)
-    info = storage.head(row["object_key"])
-    if info is None:
-        raise Conflict(
-            "The object has not arrived in the bucket; upload it with the presigned form, then complete.",
-            code=ErrorCode.UPLOAD_NOT_FOUND,
-        )
     try:
-        check_object(storage, settings, row, info)
+        info = check_object(storage, settings, row, missing=_NOT_ARRIVED)
     except DocumentFailed as failure:
         failed = documents.mark_failed(conn, row["id"], failure.code, failure.message) or row
         storage.delete(row["object_key"])
