@@ -14,36 +14,41 @@ from shared.services.uploads import Completion
 ROOT = Path(__file__).resolve().parents[2]
 # A code given as a literal: `code="…"`, `DocumentFailed("…"`, `run.fail("…"`, `error_code = '…'`.
 LITERAL = re.compile(r"""(?:\bcode=|DocumentFailed\(\s*|\.fail\(\s*|error_code = )["']([a-z_]+)["']""")
+# A document failure raised with its code as a literal or as a member: `DocumentFailed(ErrorCode.X`.
+FAILURE = re.compile(r"""DocumentFailed\(\s*(?:["']([a-z_]+)["']|ErrorCode\.([A-Z_]+))""")
 # The embedding server answers in the OpenAI API's own error shape, not Chute's.
 OTHER_CONTRACTS = ("shared/embedding_server/",)
 
 
-def _literals(*folders: str) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for folder in folders:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            relative = path.relative_to(ROOT).as_posix()
-            if not relative.startswith(OTHER_CONTRACTS):
-                for code in LITERAL.findall(path.read_text()):
-                    found.setdefault(code, set()).add(relative)
-    return found
+def _sources(*folders: str) -> dict[str, str]:
+    return {
+        path.relative_to(ROOT).as_posix(): path.read_text()
+        for folder in folders
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if not path.relative_to(ROOT).as_posix().startswith(OTHER_CONTRACTS)
+    }
 
 
 def test_every_code_written_as_a_literal_is_an_error_code() -> None:
+    known = {code.value for code in ErrorCode}
     unknown = {
-        code: where
-        for code, where in _literals("api", "shared", "worker").items()
-        if code not in {c.value for c in ErrorCode}
+        (where, code)
+        for where, text in _sources("api", "shared", "worker").items()
+        for code in LITERAL.findall(text)
+        if code not in known
     }
-    assert not unknown, f"codes outside shared.errors.ErrorCode: {unknown}"
+    assert not unknown, f"codes outside shared.errors.ErrorCode: {sorted(unknown)}"
 
 
 def test_what_complete_and_reindex_can_refuse_has_a_status() -> None:
-    """The object checks `complete` and `reindex` run answer with the failure's own code and status."""
-    checks = _literals("shared/pipeline/sniff.py", "shared/services/uploads.py")
-    assert {"too_large", "size_mismatch", "type_mismatch"} <= set(checks)
-    for code in checks:
-        assert ErrorCode(code).status is not None, f"{code} can refuse a request but has no HTTP status"
+    """The object checks `complete` and `reindex` run (shared.services.uploads.check_object, with the
+    leading-bytes sniffing) answer with the failure's own code, so each such code needs a status."""
+    checks = "".join(
+        (ROOT / path).read_text() for path in ("shared/pipeline/sniff.py", "shared/services/uploads.py")
+    )
+    raised = {ErrorCode(value) if value else ErrorCode[name] for value, name in FAILURE.findall(checks)}
+    assert {ErrorCode.TOO_LARGE, ErrorCode.SIZE_MISMATCH, ErrorCode.TYPE_MISMATCH} <= raised
+    assert all(code.status is not None for code in raised), [code for code in raised if code.status is None]
 
 
 @pytest.mark.parametrize(
