@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from api.rate_limits import check_rate
 from api.state import AppState
 from shared.errors import Unauthorized
-from shared.repositories import keys
+from shared.services import api_keys
 
 _CACHE_MAX = 10_000
 
@@ -62,7 +62,7 @@ async def authenticate(request: Request) -> str:
         tenant = await _tenant_for(state, authorization, address)
         await check_rate(state.limits, f"t:{tenant}", state.settings.rate_limit_per_second)
         request.state.tenant = tenant
-        request.state.key_hash = keys.hash_key(authorization.partition(" ")[2].strip())
+        request.state.key_hash = api_keys.hash_key(authorization.partition(" ")[2].strip())
     return tenant
 
 
@@ -79,15 +79,13 @@ async def _tenant_for(state: AppState, authorization: str, address: str) -> str:
     if scheme.lower() != "bearer" or not key:
         await check_rate(state.limits, f"a:{address}", state.settings.anonymous_rate_limit_per_second)
         raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
-    key_hash = keys.hash_key(key)
+    key_hash = api_keys.hash_key(key)
     tenant = known_keys.get(key_hash)
     if tenant is not None:
         return tenant
     # Every request reaching this point may cost a database lookup: counted against the address.
     await check_rate(state.limits, f"a:{address}", state.settings.anonymous_rate_limit_per_second)
-    found = (
-        await keys.tenant_for_key_hash(state.reads, key_hash) if unknown_keys.get(key_hash) is None else None
-    )
+    found = await api_keys.find_by_hash(state.reads, key_hash) if unknown_keys.get(key_hash) is None else None
     if found is None:
         unknown_keys.put(key_hash, "", state.settings.api_key_negative_cache_seconds)
         raise Unauthorized("The API key is not valid.")

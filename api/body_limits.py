@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from shared.errors import ErrorCode
 from shared.settings import Settings
 
 # Multipart boundaries, part headers and the form's small fields (api/proxied_upload.py caps them).
@@ -38,7 +39,7 @@ class BodyLimits:
         detail = f"The request body is larger than this endpoint's {limit}-byte limit."
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await error_response(413, "too_large", detail)(scope, receive, send)
+            await error_response(ErrorCode.TOO_LARGE, detail)(scope, receive, send)
             return
         received = 0
 

@@ -11,17 +11,28 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.request_context import request_id_of
-from shared.errors import AppError
+from shared.errors import AppError, ErrorCode
 from shared.storage import StorageError, StorageRefused, StorageUnavailable
 
 log = structlog.get_logger("chute.api")
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "too_large"}
+_HTTP_CODES = {
+    code.status: code
+    for code in (
+        ErrorCode.NOT_FOUND,
+        ErrorCode.METHOD_NOT_ALLOWED,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.TOO_LARGE,
+    )
+}
 
 
 def error_response(
-    status: int, code: str, detail: str, *, retry_after: int | None = None, **extra: Any
+    code: ErrorCode, detail: str, *, status: int | None = None, retry_after: int | None = None, **extra: Any
 ) -> JSONResponse:
+    """The error body with `code`'s status (`status` only for an `http_error`, whose status varies)."""
+    status = status or code.status
+    assert status is not None, f"{code} needs a status"
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
@@ -31,7 +42,7 @@ def error_response(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, error: AppError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, retry_after=error.retry_after)
+        return error_response(error.code, error.message, retry_after=error.retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -41,12 +52,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"][1:]) or "body"
-        return error_response(422, "validation_error", f"{where}: {first['msg']}", errors=errors)
+        return error_response(ErrorCode.VALIDATION_ERROR, f"{where}: {first['msg']}", errors=errors)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(error.status_code, "http_error")
-        return error_response(error.status_code, code, str(error.detail))
+        code = _HTTP_CODES.get(error.status_code, ErrorCode.HTTP_ERROR)
+        return error_response(code, str(error.detail), status=error.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -54,7 +65,8 @@ def install_error_handlers(app: FastAPI) -> None:
         request_id = request_id_of(request.scope)
         log.exception("api.error", path=request.url.path, request_id=request_id)
         response = error_response(
-            500, "internal_error", f"Something went wrong on our side; it was logged as request {request_id}."
+            ErrorCode.INTERNAL_ERROR,
+            f"Something went wrong on our side; it was logged as request {request_id}.",
         )
         response.headers["X-Request-ID"] = request_id
         return response
@@ -69,30 +81,27 @@ def install_dependency_handlers(app: FastAPI) -> None:
 
     async def _database(_: Request, error: Exception) -> JSONResponse:
         log.warning("api.dependency.down", dependency="postgres", error=str(error))
-        return error_response(503, "unavailable", "The database is not answering; try again shortly.")
+        return error_response(ErrorCode.UNAVAILABLE, "The database is not answering; try again shortly.")
 
     async def _storage(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StorageError)
         # The bucket's own words stay in the log (with the request id); the tenant gets what to do.
         log.warning("api.dependency.down", dependency="s3", code=error.s3_code, error=error.message)
         if isinstance(error, StorageUnavailable):
-            return error_response(error.status, error.code, "The bucket is not answering; try again shortly.")
-        return error_response(
-            error.status, error.code, "The bucket refused the operation; try again, or ask the operator."
-        )
+            return error_response(error.code, "The bucket is not answering; try again shortly.")
+        return error_response(error.code, "The bucket refused the operation; try again, or ask the operator.")
 
     async def _query_timeout(request: Request, error: Exception) -> JSONResponse:
         log.warning("api.query.timeout", path=request.url.path, error=str(error))
         seconds = request.app.state.chute.settings.api_statement_timeout_ms / 1000
         return error_response(
-            503,
-            "query_timeout",
+            ErrorCode.QUERY_TIMEOUT,
             f"The query ran past the {seconds:g} s limit and was stopped; narrow it or try again shortly.",
         )
 
     async def _queue(_: Request, error: Exception) -> JSONResponse:
         log.warning("api.dependency.down", dependency="redis", error=str(error))
-        return error_response(503, "unavailable", "The queue is not answering; try again shortly.")
+        return error_response(ErrorCode.UNAVAILABLE, "The queue is not answering; try again shortly.")
 
     app.add_exception_handler(StorageUnavailable, _storage)
     app.add_exception_handler(StorageRefused, _storage)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from shared.errors import AppError
+from shared.errors import AppError, ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class FormStream:
         boundary = params.get(b"boundary")
         if media != b"multipart/form-data" or not boundary:
             raise AppError(
-                "Send the file as multipart/form-data with a 'file' part.", code="invalid_form", status=400
+                "Send the file as multipart/form-data with a 'file' part.", code=ErrorCode.INVALID_FORM
             )
         self._events: list[Event] = []
         self._headers: dict[bytes, bytes] = {}
@@ -94,6 +94,5 @@ class FormStream:
 def _malformed() -> AppError:
     return AppError(
         "The multipart/form-data body is malformed; send the file as a 'file' part.",
-        code="invalid_form",
-        status=400,
+        code=ErrorCode.INVALID_FORM,
     )

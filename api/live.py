@@ -19,7 +19,7 @@ import redis
 import redis.asyncio
 import structlog
 
-from shared.errors import TooManyRequests
+from shared.errors import ErrorCode, TooManyRequests
 from shared.events import CHANNEL_PREFIX, KEYS_REVOKED_CHANNEL
 
 log = structlog.get_logger("chute.api")
@@ -65,13 +65,13 @@ class LiveHub:
         if self.tenants[tenant] >= self.per_tenant:
             raise TooManyRequests(
                 f"This tenant already has {self.per_tenant} live streams open; close some first.",
-                code="too_many_streams",
+                code=ErrorCode.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         if self.open_streams >= self.per_process:
             raise TooManyRequests(
                 "This server has as many live streams as it serves; poll the document instead.",
-                code="too_many_streams",
+                code=ErrorCode.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         stream = Stream(tenant, key_hash, document_id)

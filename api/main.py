@@ -21,7 +21,8 @@ from api.body_limits import BodyLimits
 from api.errors import install_dependency_handlers, install_error_handlers
 from api.live import LiveHub
 from api.request_context import RequestContext
-from api.routes import documents, events, health, metrics, search, tasks, uploads, usage
+from api.routes import bucket_notifications, documents, health, metrics, search, tasks, uploads, usage
+from api.schemas import ErrorBody
 from api.security_headers import SecurityHeaders
 from api.state import AppState
 from shared.db import open_pool, open_read_pool
@@ -88,6 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Document ingestion for retrieval: upload, watch, search.",
         lifespan=lifespan,
+        # Every error has the one shape; its codes and their statuses are in docs/http-contract.md.
+        responses={
+            "4XX": {"model": ErrorBody, "description": "The request was refused: `error` says why."},
+            "5XX": {"model": ErrorBody, "description": "A dependency is down, or a bug (logged)."},
+        },
         # Swagger UI and ReDoc load their scripts from a CDN; /openapi.json is served for any viewer.
         docs_url=None,
         redoc_url=None,
@@ -104,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext)  # outermost: every answer and log line has the request's id
     install_error_handlers(app)
     install_dependency_handlers(app)
-    for module in (health, metrics, uploads, documents, tasks, search, usage, events):
+    for module in (health, metrics, uploads, documents, tasks, search, usage, bucket_notifications):
         app.include_router(module.router)
     # The upload page: static files, no build step. Mounted last so API routes take precedence.
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")

@@ -1,17 +1,18 @@
 """The proxied upload: a form's file streamed from the request into the bucket, part by part.
 
 For clients that cannot reach the bucket. Memory stays bounded by one multipart part whatever the
-file's size, and nothing is written to local disk (DESIGN.md invariant 4).
+file's size, and nothing is written to local disk (docs/architecture.md#i4). The document row, the
+form's metadata and the checks are shared/services/proxied_uploads.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -19,18 +20,14 @@ from starlette.concurrency import run_in_threadpool
 from api.form_stream import FormStream, PartStart
 from api.state import AppState
 from shared.db import transaction
-from shared.errors import AppError, PayloadTooLarge
-from shared.input_rules import check_metadata, check_name
-from shared.repositories import documents
-from shared.services import uploads
+from shared.errors import AppError, ErrorCode, PayloadTooLarge
+from shared.services import proxied_uploads
 from shared.settings import Settings
 from shared.storage import StreamingUpload
 
 MAX_FIELD_BYTES = 64 * 1024
 # Parts in one form: 'file' and 'metadata' are all it needs; a few more are tolerated and ignored.
 MAX_FIELDS = 8
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +50,7 @@ async def stream_form_to_bucket(request: Request, state: AppState, tenant: str) 
                 if isinstance(event, PartStart):
                     if event.name == "file" and event.filename is not None:
                         if writer is not None:
-                            raise AppError("Send one file per request.", code="invalid_form", status=400)
+                            raise AppError("Send one file per request.", code=ErrorCode.INVALID_FORM)
                         row, writer = await run_in_threadpool(_start_upload, state, tenant, event)
                     current = event.name
                     fields.setdefault(current, bytearray())
@@ -61,7 +58,7 @@ async def stream_form_to_bucket(request: Request, state: AppState, tenant: str) 
                     if parts > MAX_FIELDS:
                         raise AppError(
                             f"The form has more than {MAX_FIELDS} fields; send 'file' and 'metadata'.",
-                            code="invalid_form",
+                            code=ErrorCode.INVALID_FORM,
                         )
                 elif current == "file" and writer is not None:
                     await run_in_threadpool(writer.write, event.data)
@@ -72,13 +69,16 @@ async def stream_form_to_bucket(request: Request, state: AppState, tenant: str) 
                 elif current is not None:
                     fields[current] += event.data
                     if len(fields[current]) > MAX_FIELD_BYTES:
-                        raise AppError(f"The form field '{current}' is too long.", code="invalid_form")
+                        raise AppError(
+                            f"The form field '{current}' is too long.", code=ErrorCode.INVALID_FORM
+                        )
         form.finish()
         if writer is None or row is None:
-            raise AppError("The form has no 'file' part with a filename.", code="missing_file", status=400)
+            raise AppError("The form has no 'file' part with a filename.", code=ErrorCode.MISSING_FILE)
         if writer.size == 0:
-            raise AppError("The file is empty; there is nothing to index.", code="empty_file", status=400)
-        metadata = _metadata(fields.get("metadata"))  # before the object is kept: bad metadata, no upload
+            raise AppError("The file is empty; there is nothing to index.", code=ErrorCode.EMPTY_FILE)
+        # Before the object is kept: bad metadata, no upload.
+        metadata = proxied_uploads.form_metadata(fields.get("metadata"))
         await run_in_threadpool(writer.finish)
     except BaseException:
         if writer is not None:
@@ -104,49 +104,18 @@ async def _bounded_stream(request: Request, settings: Settings) -> AsyncIterator
         except TimeoutError:
             raise AppError(
                 "The upload was too slow and was stopped; send the file again on a faster connection.",
-                code="upload_timeout",
-                status=408,
+                code=ErrorCode.UPLOAD_TIMEOUT,
             ) from None
         yield data
 
 
 def _start_upload(state: AppState, tenant: str, part: PartStart) -> tuple[dict[str, Any], StreamingUpload]:
-    """The document row and the multipart upload its bytes stream into, recorded together.
-
-    The row expires when the upload's deadline passes, and carries the multipart upload's id: if this
-    process dies mid-stream, the reconciler marks the row `expired` and aborts the upload.
-    """
-    filename = _checked("filename", check_name, part.filename or "")
-    request = uploads.UploadRequest(filename=filename, size=None, content_type=part.content_type)
-    ttl = state.settings.proxied_upload_timeout_seconds
     with transaction(state.pool) as conn:
-        row = uploads.create_document(conn, state.settings, tenant, request, upload_ttl=ttl)
-        writer = StreamingUpload(state.storage, row["object_key"], row["content_type"])
-        return documents.set_upload_id(conn, row["id"], writer.upload_id), writer
+        return proxied_uploads.start_proxied_upload(
+            conn, state.storage, state.settings, tenant, part.filename or "", part.content_type
+        )
 
 
-def _forget(state: AppState, document_id: Any) -> None:
+def _forget(state: AppState, document_id: uuid.UUID) -> None:
     with transaction(state.pool) as conn:
-        documents.delete_document(conn, document_id)
-
-
-def _metadata(raw: bytearray | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as error:
-        raise AppError(
-            "The 'metadata' field must be a JSON object.", code="validation_error", status=422
-        ) from error
-    if not isinstance(value, dict):
-        raise AppError("The 'metadata' field must be a JSON object.", code="validation_error", status=422)
-    return _checked("metadata", check_metadata, value)
-
-
-def _checked(name: str, check: Callable[[T], T], value: T) -> T:
-    """`check(value)`, its ValueError answered as the 422 a JSON body would get."""
-    try:
-        return check(value)
-    except ValueError as error:
-        raise AppError(f"{name}: {error}", code="validation_error", status=422) from error
+        proxied_uploads.forget_proxied_upload(conn, document_id)

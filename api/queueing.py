@@ -1,33 +1,26 @@
-"""Sending ingestion tasks, always after the transaction that queued the row has committed, and
+"""Sending ingestion tasks, always after the transaction that queued their rows has committed, and
 announcing the API's own changes to a document to its live streams (on every API process)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
-
-import kombu.exceptions
-import redis
-import structlog
 
 from api.schemas import QueuedOut
 from api.state import AppState
 from shared.events import publish_change
-from shared.queue import send_ingest
-
-log = structlog.get_logger("chute.api")
+from shared.services.ingest_tasks import IngestTask, send_ingest_tasks
 
 
-def enqueue(state: AppState, row: dict[str, Any]) -> None:
-    """Send the task for a committed `queued` row.
+def enqueue(state: AppState, tasks: Sequence[IngestTask]) -> None:
+    """Send the tasks a committed unit of work returned, and wake their documents' streams.
 
-    If Redis is down the document still is safely `queued` in Postgres: the reconciler sends it
+    If Redis is down the documents still are safely `queued` in Postgres: the reconciler sends them
     once Redis is back, so the client gets its answer either way.
     """
-    try:
-        send_ingest(state.celery, row["id"], row["task_id"])
-    except (kombu.exceptions.OperationalError, redis.RedisError) as error:
-        log.warning("api.enqueue.deferred", document_id=str(row["id"]), error=str(error))
-    announce(state, row["id"])
+    send_ingest_tasks(state.celery, tasks)
+    for task in tasks:
+        announce(state, task.document_id)
 
 
 def announce(state: AppState, document_id: Any) -> None:

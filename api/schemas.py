@@ -1,4 +1,4 @@
-"""Request and response bodies, as API.md defines them."""
+"""Request and response bodies, as docs/http-contract.md describes them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from shared.errors import ErrorCode
 from shared.input_rules import check_metadata, check_name, check_text
 from shared.pipeline.chunking import ChunkingSettings
 from shared.services.uploads import UploadRequest
@@ -76,6 +77,14 @@ class ErrorOut(BaseModel):
     message: str
 
 
+class ErrorBody(BaseModel):
+    """Every error answer (api/errors.py): a code a program branches on, a sentence a person acts on."""
+
+    error: ErrorCode
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(default=None, description="validation_error only: each field")
+
+
 class RejectedOut(BaseModel):
     filename: str
     status: Literal["rejected"] = "rejected"
@@ -132,24 +141,7 @@ class DocumentOut(BaseModel):
             if row["error_code"]
             else None
         )
-        return cls(
-            document_id=row["id"],
-            filename=row["filename"],
-            content_type=row["content_type"],
-            size=row["size"],
-            object_key=row["object_key"],
-            status=row["status"],
-            step=row["step"],
-            progress=row["progress"],
-            chunk_count=row["chunk_count"],
-            error=error,
-            metadata=row["metadata"],
-            task_id=row["task_id"],
-            attempts=row["attempts"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            indexed_at=row["indexed_at"],
-        )
+        return cls.model_validate({**row, "document_id": row["id"], "error": error})
 
 
 class DocumentListOut(BaseModel):
@@ -163,6 +155,10 @@ class ChunkOut(BaseModel):
     text: str
     page: int | None
     metadata: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ChunkOut:
+        return cls.model_validate({**row, "chunk_id": row["id"]})
 
 
 class ChunkListOut(BaseModel):

@@ -31,7 +31,8 @@ class AppState:
     # Rate counters: short timeouts, so a Redis outage cannot stall requests. (Declared before the
     # `redis` field, which would shadow the module in later annotations.)
     limits: redis.asyncio.Redis
-    notices: redis.Redis  # change notices the API publishes from its units of work (thread pool)
+    # Sync client (thread pool): change notices from units of work, and the /ready and /metrics checks.
+    notices: redis.Redis
     redis: redis.asyncio.Redis  # document change notices (SSE)
     proxied_uploads: asyncio.Semaphore
     live: LiveHub  # the one Redis subscription behind every SSE stream, and their caps

@@ -28,6 +28,9 @@ MEDIA_TYPES: dict[str, str] = {
     "ppt": "application/vnd.ms-powerpoint",
 }
 
+# Types whose file is a ZIP container (OOXML, EPUB, ODF): sniffed and size-checked as ZIP archives.
+ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
+
 EXTENSIONS: dict[str, str] = {
     **{name: name for name in MEDIA_TYPES},
     "htm": "html",

@@ -23,7 +23,7 @@ from botocore.client import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as TransportError
 
-from shared.errors import AppError
+from shared.errors import AppError, ErrorCode
 from shared.settings import Settings
 
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -34,8 +34,7 @@ _BUSY = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTi
 class StorageError(AppError):
     """The bucket refused or failed an operation. At the API: 503, since the client can do nothing."""
 
-    status = 503
-    code = "storage_error"
+    code = ErrorCode.STORAGE_ERROR
 
     def __init__(self, message: str, *, s3_code: str = "") -> None:
         super().__init__(message)
@@ -45,7 +44,7 @@ class StorageError(AppError):
 class StorageUnavailable(StorageError):
     """The bucket did not answer, or answered that it cannot serve now: worth trying again later."""
 
-    code = "storage_unavailable"
+    code = ErrorCode.STORAGE_UNAVAILABLE
 
 
 class StorageRefused(StorageError):
@@ -53,15 +52,13 @@ class StorageRefused(StorageError):
 
 
 class ObjectMissing(StorageError):
-    status = 409
-    code = "upload_not_found"
+    code = ErrorCode.UPLOAD_NOT_FOUND
 
 
 class ObjectChanged(StorageError):
     """The object is no longer the one that was verified: its ETag differs."""
 
-    status = 409
-    code = "object_changed"
+    code = ErrorCode.OBJECT_CHANGED
 
 
 @contextmanager

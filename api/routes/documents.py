@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from api import document_events as events
+from api import progress_stream
 from api.auth import AuthenticatedRoute
 from api.deps import State, Tenant
 from api.proxied_upload import stream_form_to_bucket
 from api.queueing import announce, enqueue, queued_answer
 from api.schemas import ChunkListOut, ChunkOut, DocumentListOut, DocumentOut, QueuedOut
-from api.state import AppState
 from shared.db import transaction
-from shared.errors import AppError, NotFound
-from shared.repositories import documents as document_rows
-from shared.services import documents, uploads
+from shared.services import documents, proxied_uploads
+from shared.services.uploads import Completion
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], route_class=AuthenticatedRoute)
 
@@ -50,9 +48,9 @@ async def upload_document(request: Request, tenant: Tenant, state: State) -> Que
     async with state.proxied_uploads:  # bounds this process's memory whatever the number of clients
         streamed = await stream_form_to_bucket(request, state, tenant)
 
-    def finish() -> uploads.Completion:
+    def finish() -> Completion:
         with transaction(state.pool) as conn:
-            return uploads.finish_proxied_upload(
+            return proxied_uploads.finish_proxied_upload(
                 conn,
                 state.storage,
                 state.settings,
@@ -63,23 +61,14 @@ async def upload_document(request: Request, tenant: Tenant, state: State) -> Que
             )
 
     completion = await run_in_threadpool(finish)
-    if completion.failure is not None:
-        raise AppError(completion.failure.message, code=completion.failure.code, status=422)
-    await run_in_threadpool(enqueue, state, completion.document)
+    completion.raise_failure()
+    await run_in_threadpool(enqueue, state, completion.tasks)
     return queued_answer(completion.document)
-
-
-async def _read_document(state: AppState, tenant: str, document_id: uuid.UUID) -> dict[str, Any]:
-    """The document row, read on the event loop (the status clients poll), or 404."""
-    row = await document_rows.read_document(state.reads, tenant, document_id)
-    if row is None:
-        raise NotFound("No such document.")
-    return row
 
 
 @router.get("/{document_id}")
 async def get_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> DocumentOut:
-    return DocumentOut.from_row(await _read_document(state, tenant, document_id))
+    return DocumentOut.from_row(await documents.read_document(state.reads, tenant, document_id))
 
 
 @router.get("")
@@ -102,15 +91,15 @@ def list_documents(
         200: {"content": {"text/event-stream": {}}, "description": "`status` events until a final state"}
     },
 )
-async def document_events(
+async def document_progress(
     document_id: uuid.UUID, tenant: Tenant, state: State, request: Request
 ) -> StreamingResponse:
     """Server-Sent Events: one `status` event (the document JSON) per change; ends after a final state
     (or when the key is revoked). 429 `too_many_streams` past the per-tenant or per-process cap."""
-    await _read_document(state, tenant, document_id)  # 404 before the stream starts
+    await documents.read_document(state.reads, tenant, document_id)  # 404 before the stream starts
     stream = state.live.open(tenant, request.state.key_hash, str(document_id))
     return StreamingResponse(
-        events.document_events(state, stream, document_id),
+        progress_stream.status_events(state, stream, document_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         # The generator closes the stream; this covers a client gone before it ever started.
@@ -128,13 +117,7 @@ def list_chunks(
 ) -> ChunkListOut:
     with transaction(state.pool) as conn:
         rows, next_cursor = documents.list_chunks(conn, tenant, document_id, limit=limit, cursor=cursor)
-    items = [
-        ChunkOut(
-            chunk_id=r["id"], ordinal=r["ordinal"], text=r["text"], page=r["page"], metadata=r["metadata"]
-        )
-        for r in rows
-    ]
-    return ChunkListOut(items=items, next_cursor=next_cursor)
+    return ChunkListOut(items=[ChunkOut.from_row(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post("/{document_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
@@ -148,9 +131,9 @@ def cancel_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> Doc
 @router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED)
 def reindex_document(document_id: uuid.UUID, tenant: Tenant, state: State) -> QueuedOut:
     with transaction(state.pool) as conn:
-        row = documents.reindex_document(conn, state.storage, state.settings, tenant, document_id)
-    enqueue(state, row)
-    return queued_answer(row)
+        completion = documents.reindex_document(conn, state.storage, state.settings, tenant, document_id)
+    enqueue(state, completion.tasks)
+    return queued_answer(completion.document)
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)

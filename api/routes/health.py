@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 import structlog
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 from api.auth import limit_anonymous
 from api.deps import State
 from api.state import AppState
+from shared.errors import ErrorCode
 from shared.pipeline.extractors.ocr import OcrOptions, ocr_state
 
 router = APIRouter(tags=["operations"])
@@ -38,7 +38,7 @@ def _check(state: AppState) -> tuple[int, dict[str, Any]]:
     except Exception as error:
         checks["postgres"] = _down("postgres", error)
     try:
-        redis.Redis.from_url(state.settings.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        state.notices.ping()
         checks["redis"] = "ok"
     except Exception as error:
         checks["redis"] = _down("redis", error)
@@ -50,7 +50,7 @@ def _check(state: AppState) -> tuple[int, dict[str, Any]]:
     down = [name for name, result in checks.items() if result != "ok"]
     if down:
         return 503, {
-            "error": "unavailable",
+            "error": ErrorCode.UNAVAILABLE,
             "detail": f"Not ready: {', '.join(down)} down.",
             "checks": checks,
         }

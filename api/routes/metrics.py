@@ -13,8 +13,7 @@ from api.deps import State
 from api.state import AppState
 from shared.db import transaction
 from shared.queue import queue_depth
-from shared.repositories import documents
-from shared.services.documents import STATUSES
+from shared.services.documents import document_figures
 
 router = APIRouter(tags=["operations"])
 
@@ -32,14 +31,14 @@ def _scrape(state: AppState) -> bytes:
     oldest = Gauge("chute_oldest_queued_seconds", "Age of the oldest queued document.", registry=registry)
     depth = Gauge("chute_queue_depth", "Ingestion messages waiting in Redis.", registry=registry)
     with transaction(state.pool) as conn:
-        counts = documents.status_counts(conn)
-        for status in STATUSES:
-            by_status.labels(status).set(counts.get(status, 0))
-        for code, count in documents.failure_counts(conn).items():
-            failures.labels(code).set(count)
-        oldest.set(documents.oldest_queued_seconds(conn))
+        figures = document_figures(conn)
+    for status, count in figures.by_status.items():
+        by_status.labels(status).set(count)
+    for code, count in figures.failures.items():
+        failures.labels(code).set(count)
+    oldest.set(figures.oldest_queued_seconds)
     try:
-        depth.set(queue_depth(redis.Redis.from_url(state.settings.redis_url, socket_timeout=2)))
+        depth.set(queue_depth(state.notices))
     except redis.RedisError:
         depth.set(float("nan"))
     return generate_latest(registry)

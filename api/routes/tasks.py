@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Response, status
 
@@ -12,8 +12,6 @@ from api.deps import State, Tenant
 from api.queueing import announce
 from api.schemas import TaskOut, TaskProgress, TaskResult
 from shared.db import transaction
-from shared.errors import NotFound
-from shared.repositories import documents as document_rows
 from shared.services import documents
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=AuthenticatedRoute)
@@ -30,15 +28,9 @@ _TASK_STATUS: dict[str, TaskStatus] = {
 }
 
 
-def _found(row: dict[str, Any] | None) -> dict[str, Any]:
-    if row is None:
-        raise NotFound("No such task.")
-    return row
-
-
 @router.get("/{task_id}")
 async def get_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> TaskOut:
-    row = _found(await document_rows.read_document_by_task(state.reads, tenant, task_id))
+    row = await documents.read_task(state.reads, tenant, task_id)
     processing, indexed = row["status"] == "processing", row["status"] == "indexed"
     task_status = _TASK_STATUS.get(row["status"], "PENDING")
     if processing and row["step"] == "downloading" and row["progress"] == 0:
@@ -55,7 +47,6 @@ async def get_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> TaskOut:
 @router.delete("/{task_id}", status_code=status.HTTP_202_ACCEPTED)
 def cancel_task(task_id: uuid.UUID, tenant: Tenant, state: State) -> Response:
     with transaction(state.pool) as conn:
-        row = _found(document_rows.get_document_by_task(conn, tenant, task_id))
-        documents.cancel_document(conn, state.storage, tenant, row["id"])
+        row = documents.cancel_task(conn, state.storage, tenant, task_id)
     announce(state, row["id"])
     return Response(status_code=status.HTTP_202_ACCEPTED)

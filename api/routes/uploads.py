@@ -89,9 +89,6 @@ def complete_upload(
     parts = body.part_etags() if body else None
     with transaction(state.pool) as conn:
         completion = uploads.complete_upload(conn, state.storage, state.settings, tenant, document_id, parts)
-    if completion.failure is not None:
-        failure = completion.failure
-        raise AppError(failure.message, code=failure.code, status=413 if failure.code == "too_large" else 422)
-    if completion.newly_queued:
-        enqueue(state, completion.document)
+    completion.raise_failure()
+    enqueue(state, completion.tasks)
     return queued_answer(completion.document)

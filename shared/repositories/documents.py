@@ -1,4 +1,4 @@
-"""Document rows: the source of truth for every document's state (DESIGN.md invariant 1).
+"""Document rows: the source of truth for every document's state (docs/architecture.md#i1).
 
 Writes a worker makes are fenced by the attempt number it claimed the row with, so a worker that
 lost its lease (or whose document was cancelled or deleted) can no longer change the row.
@@ -13,10 +13,9 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from shared.db import Connection, ReadPool, read_one
+from shared.errors import ErrorCode
 
 Row = dict[str, Any]
-
-FINAL_STATUSES = ("indexed", "failed", "cancelled", "expired")
 
 
 def insert_document(
@@ -63,23 +62,21 @@ _BY_ID = "SELECT * FROM documents WHERE id = %s AND tenant_id = %s"
 _BY_TASK = "SELECT * FROM documents WHERE task_id = %s AND tenant_id = %s"
 
 
-def get_document(
-    conn: Connection, tenant_id: str, document_id: uuid.UUID, *, lock: bool = False
-) -> Row | None:
+def fetch_row(conn: Connection, tenant_id: str, document_id: uuid.UUID, *, lock: bool = False) -> Row | None:
     query = _BY_ID + " FOR UPDATE" if lock else _BY_ID
     return conn.execute(query, (document_id, tenant_id)).fetchone()
 
 
-def get_document_by_task(conn: Connection, tenant_id: str, task_id: uuid.UUID) -> Row | None:
+def fetch_row_by_task(conn: Connection, tenant_id: str, task_id: uuid.UUID) -> Row | None:
     return conn.execute(_BY_TASK, (task_id, tenant_id)).fetchone()
 
 
-async def read_document(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> Row | None:
-    """`get_document` on the API's event loop: the status read clients poll."""
+async def read_row(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> Row | None:
+    """`fetch_row` on the API's event loop: the status read clients poll."""
     return await read_one(reads, _BY_ID, (document_id, tenant_id))
 
 
-async def read_document_by_task(reads: ReadPool, tenant_id: str, task_id: uuid.UUID) -> Row | None:
+async def read_row_by_task(reads: ReadPool, tenant_id: str, task_id: uuid.UUID) -> Row | None:
     return await read_one(reads, _BY_TASK, (task_id, tenant_id))
 
 
@@ -175,7 +172,7 @@ def mark_cancelled(conn: Connection, document_id: uuid.UUID) -> Row | None:
     ).fetchone()
 
 
-def delete_document(conn: Connection, document_id: uuid.UUID) -> None:
+def delete_row(conn: Connection, document_id: uuid.UUID) -> None:
     conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
 
 
@@ -378,13 +375,13 @@ def mark_expired(conn: Connection, document_id: uuid.UUID) -> Row | None:
     return conn.execute(
         """
         UPDATE documents
-        SET status = 'expired', upload_id = NULL, error_code = 'upload_expired',
+        SET status = 'expired', upload_id = NULL, error_code = %s,
             error_message = 'The upload was not completed before its presigned URL expired; upload again.',
             updated_at = now()
         WHERE id = %s AND status = 'awaiting_upload'
         RETURNING *
         """,
-        (document_id,),
+        (ErrorCode.UPLOAD_EXPIRED, document_id),
     ).fetchone()
 
 

@@ -1,15 +1,22 @@
-"""API key lifecycle: create with a label and expiry, list, revoke, rotate. Operators drive it with
-`chute keys`; the caller publishes a revocation (shared.events) once the transaction has committed."""
+"""API key lifecycle: create with a label and expiry, list, revoke, rotate (operators drive it with
+`chute keys`; the caller publishes a revocation (shared.events) once the transaction has committed),
+and looking up whose key a request carries."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from shared.db import Connection
-from shared.errors import AppError, NotFound
+from shared.db import Connection, ReadPool
+from shared.errors import AppError, ErrorCode, NotFound
 from shared.repositories import keys
 
 Row = keys.Row
+hash_key = keys.hash_key  # how a key is stored and looked up: never in clear
+
+
+async def find_by_hash(reads: ReadPool, key_hash: str) -> Row | None:
+    """The tenant and expiry of the live (unrevoked, unexpired) key with this hash, or None."""
+    return await keys.tenant_for_key_hash(reads, key_hash)
 
 
 def find_one(conn: Connection, id_or_prefix: str) -> Row:
@@ -20,8 +27,7 @@ def find_one(conn: Connection, id_or_prefix: str) -> Row:
     if len(found) > 1:
         raise AppError(
             f"{len(found)} keys share the prefix '{id_or_prefix}'; give the key's id instead.",
-            code="ambiguous_key",
-            status=409,
+            code=ErrorCode.AMBIGUOUS_KEY,
         )
     return found[0]
 
@@ -38,7 +44,7 @@ def rotate(conn: Connection, id_or_prefix: str, expires_at: datetime | None) -> 
     and the old key's row (with the hash to publish)."""
     old = find_one(conn, id_or_prefix)
     if old["revoked_at"] is not None:
-        raise AppError("That key is revoked already; create a new one instead.", code="revoked", status=409)
+        raise AppError("That key is revoked already; create a new one instead.", code=ErrorCode.REVOKED)
     new_key = keys.create_key(conn, old["tenant_id"], label=old["label"], expires_at=expires_at)
     keys.revoke_key(conn, old["id"])
     return new_key, old

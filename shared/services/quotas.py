@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.db import Connection
-from shared.errors import TooManyRequests
+from shared.errors import ErrorCode, TooManyRequests
 from shared.repositories import documents
 from shared.settings import Settings
 
@@ -42,17 +42,17 @@ def check_room_for_upload(conn: Connection, settings: Settings, tenant_id: str, 
         raise TooManyRequests(
             f"{held['pending_uploads']} uploads are still awaiting their bytes, the most at once; "
             "finish or cancel some first.",
-            code="quota_exceeded",
+            code=ErrorCode.QUOTA_EXCEEDED,
             retry_after=PENDING_RETRY_SECONDS,
         )
     if held["documents"] >= settings.tenant_max_documents:
         raise TooManyRequests(
             f"This tenant holds {held['documents']} documents, its quota; delete some first.",
-            code="quota_exceeded",
+            code=ErrorCode.QUOTA_EXCEEDED,
         )
     if held["bytes"] + (size or 0) > settings.tenant_max_bytes:
         raise TooManyRequests(
             f"This upload would take the tenant past its {settings.tenant_max_bytes}-byte quota "
             f"({held['bytes']} bytes are stored); delete some documents first.",
-            code="quota_exceeded",
+            code=ErrorCode.QUOTA_EXCEEDED,
         )

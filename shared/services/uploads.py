@@ -16,7 +16,15 @@ from typing import Any
 import structlog
 
 from shared.db import Connection
-from shared.errors import AppError, Conflict, DocumentFailed, NotFound, PayloadTooLarge, UnsupportedType
+from shared.errors import (
+    AppError,
+    Conflict,
+    DocumentFailed,
+    ErrorCode,
+    PayloadTooLarge,
+    UnsupportedType,
+    or_not_found,
+)
 from shared.filetypes import MEDIA_TYPES, file_type_of
 from shared.pipeline.chunking import ChunkingSettings
 from shared.pipeline.extract import missing_extractor
@@ -25,7 +33,8 @@ from shared.pipeline.sniff import check_leading_bytes
 from shared.queue import task_id_for
 from shared.repositories import documents
 from shared.services import quotas
-from shared.settings import Settings
+from shared.services.ingest_tasks import IngestTask
+from shared.settings import MiB, Settings
 from shared.storage import ObjectInfo, PresignedPost, Storage, StorageRefused
 
 Row = dict[str, Any]
@@ -60,9 +69,22 @@ class PresignedUpload:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
+    """What checking and queueing a document came to: its row, the task the caller sends once the
+    transaction commits (none when it was queued before, or failed), and the failure, if any, which
+    is recorded on the row (so the caller commits it) and answered after the commit."""
+
     document: Row
-    newly_queued: bool  # True when the caller must send the task once the transaction commits
+    tasks: list[IngestTask] = field(default_factory=list)
     failure: DocumentFailed | None = None
+
+    @classmethod
+    def queued(cls, row: Row) -> Completion:
+        return cls(document=row, tasks=[IngestTask.of(row)])
+
+    def raise_failure(self) -> None:
+        """Answer the recorded failure with its code's status (413 `too_large`, 422 ...)."""
+        if self.failure is not None:
+            raise AppError(self.failure.message, code=self.failure.code)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,7 +114,7 @@ def resolve_type(settings: Settings, filename: str, content_type: str | None) ->
 
 def check_size(settings: Settings, size: int) -> None:
     if size <= 0:
-        raise AppError("The file is empty; there is nothing to index.", code="empty_file", status=400)
+        raise AppError("The file is empty; there is nothing to index.", code=ErrorCode.EMPTY_FILE)
     if size > settings.max_upload_size:
         raise PayloadTooLarge(
             f"The file is {size} bytes; the largest upload accepted is {settings.max_upload_size} bytes."
@@ -104,7 +126,7 @@ def create_document(
 ) -> Row:
     """Validate an upload request and insert its `awaiting_upload` row with a server-made key."""
     if not request.filename.strip():
-        raise AppError("A filename is required.", code="invalid_filename", status=400)
+        raise AppError("A filename is required.", code=ErrorCode.INVALID_FILENAME)
     if request.size is not None:
         check_size(settings, request.size)
     file_type = resolve_type(settings, request.filename, request.content_type)
@@ -130,7 +152,6 @@ def create_document(
 
 
 MAX_PARTS = 10_000  # S3's limit
-MiB = 1024 * 1024
 
 
 def part_size_for(size: int, preferred: int) -> int:
@@ -178,9 +199,7 @@ def complete_upload(
 
     Calling it again changes nothing and answers the same task.
     """
-    row = documents.get_document(conn, tenant_id, document_id, lock=True)
-    if row is None:
-        raise NotFound("No such document.")
+    row = or_not_found(documents.fetch_row(conn, tenant_id, document_id, lock=True), "document")
     if row["status"] == "awaiting_upload" and row["upload_id"]:
         _assemble_parts(storage, row, parts)
         row = documents.set_upload_id(conn, row["id"], None)
@@ -191,7 +210,7 @@ def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | N
     if not parts:
         raise AppError(
             "This is a multipart upload: send the parts' numbers and ETags to complete it.",
-            code="parts_required",
+            code=ErrorCode.PARTS_REQUIRED,
         )
     try:
         storage.complete_multipart(row["object_key"], row["upload_id"], parts)
@@ -207,61 +226,54 @@ def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | N
         )
         raise Conflict(
             "The bucket could not assemble the upload; check every part was sent and its ETag is right.",
-            code="upload_incomplete",
+            code=ErrorCode.UPLOAD_INCOMPLETE,
         ) from error
 
 
-def check_object(storage: Storage, settings: Settings, row: Row, info: ObjectInfo) -> None:
-    """Raise `DocumentFailed` unless the object `info` describes may be indexed as the document `row`:
-    within the size limit, of the declared size, its leading bytes those of the document's type (read
-    pinned to `info.etag`, so the bytes checked are the object's whose ETag is recorded)."""
+def check_object(storage: Storage, settings: Settings, row: Row, *, missing: str) -> ObjectInfo:
+    """The document `row`'s object, once it is found fit to index: within the size limit, of the
+    declared size, its leading bytes those of the document's type (read pinned to its ETag, so the
+    bytes checked are the object's whose ETag is recorded). 409 `upload_not_found`, saying `missing`,
+    when there is no object; `DocumentFailed` when it is not fit."""
+    info = storage.head(row["object_key"])
+    if info is None:
+        raise Conflict(missing, code=ErrorCode.UPLOAD_NOT_FOUND)
     if info.size > settings.max_upload_size:
         raise DocumentFailed(
-            "too_large", f"The object is {info.size} bytes; the limit is {settings.max_upload_size} bytes."
+            ErrorCode.TOO_LARGE,
+            f"The object is {info.size} bytes; the limit is {settings.max_upload_size} bytes.",
         )
     if row["size"] is not None and info.size != row["size"]:
         raise DocumentFailed(
-            "size_mismatch", f"The upload declared {row['size']} bytes but the object has {info.size} bytes."
+            ErrorCode.SIZE_MISMATCH,
+            f"The upload declared {row['size']} bytes but the object has {info.size} bytes.",
         )
     check_leading_bytes(storage.read_head(row["object_key"], info.etag), row["file_type"])
+    return info
+
+
+_NOT_ARRIVED = "The object has not arrived in the bucket; upload it with the presigned form, then complete."
 
 
 def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row: Row) -> Completion:
+    """Check the object of an `awaiting_upload` row and queue it, or record why it cannot be indexed
+    (and remove the object). A row queued already answers as it is, with no task to send."""
     status = row["status"]
     if status in ("queued", "processing", "indexed"):
-        return Completion(document=row, newly_queued=False)
+        return Completion(document=row)
     if status != "awaiting_upload":
-        raise Conflict(f"The document is {status}; it cannot be completed.", code="invalid_state")
-    info = storage.head(row["object_key"])
-    if info is None:
-        raise Conflict(
-            "The object has not arrived in the bucket; upload it with the presigned form, then complete.",
-            code="upload_not_found",
-        )
+        raise Conflict(f"The document is {status}; it cannot be completed.", code=ErrorCode.INVALID_STATE)
     try:
-        check_object(storage, settings, row, info)
+        info = check_object(storage, settings, row, missing=_NOT_ARRIVED)
     except DocumentFailed as failure:
         failed = documents.mark_failed(conn, row["id"], failure.code, failure.message) or row
         storage.delete(row["object_key"])
-        return Completion(document=failed, newly_queued=False, failure=failure)
+        return Completion(document=failed, failure=failure)
+    return queue_checked(conn, storage, row, info)
+
+
+def queue_checked(conn: Connection, storage: Storage, row: Row, info: ObjectInfo) -> Completion:
+    """Queue a document whose object `info` passed `check_object`: its task id is the object's."""
     task_id = task_id_for(storage.bucket, row["object_key"], info.etag)
     queued = documents.mark_queued(conn, row["id"], size=info.size, etag=info.etag, task_id=task_id)
-    return Completion(document=queued, newly_queued=True)
-
-
-def finish_proxied_upload(
-    conn: Connection,
-    storage: Storage,
-    settings: Settings,
-    tenant_id: str,
-    document_id: uuid.UUID,
-    *,
-    size: int,
-    metadata: dict[str, Any],
-) -> Completion:
-    """After the API streamed a file into the bucket: record what arrived, then check and queue it."""
-    row = documents.get_document(conn, tenant_id, document_id, lock=True)
-    if row is None:
-        raise NotFound("No such document.")
-    row = documents.set_upload_details(conn, document_id, size=size, metadata=metadata)
-    return verify_and_queue(conn, storage, settings, row)
+    return Completion.queued(queued)

@@ -6,7 +6,7 @@ import pytest
 
 from shared.errors import AppError, PayloadTooLarge, UnsupportedType
 from shared.filetypes import file_type_of
-from shared.services.s3_events import object_created_keys
+from shared.services.bucket_notifications import object_created_keys
 from shared.services.uploads import check_size, part_size_for, resolve_type, sanitise_filename
 from shared.settings import Settings
 

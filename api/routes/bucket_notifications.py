@@ -11,7 +11,7 @@ from api.deps import State
 from api.queueing import enqueue
 from shared.db import transaction
 from shared.errors import Unauthorized
-from shared.services import s3_events
+from shared.services import bucket_notifications
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -28,10 +28,9 @@ def s3_notification(
     if expected is None or not hmac.compare_digest((authorization or "").encode(), expected.encode()):
         raise Unauthorized("Send the events token as 'Authorization: Bearer <token>'.")
     queued = 0
-    for key in s3_events.object_created_keys(notification, state.storage.bucket):
+    for key in bucket_notifications.object_created_keys(notification, state.storage.bucket):
         with transaction(state.pool) as conn:
-            to_send = s3_events.handle_object_created(conn, state.storage, state.settings, key)
-        if to_send is not None:
-            enqueue(state, {"id": to_send[0], "task_id": to_send[1]})
-            queued += 1
+            tasks = bucket_notifications.handle_object_created(conn, state.storage, state.settings, key)
+        enqueue(state, tasks)
+        queued += len(tasks)
     return {"queued": queued}

@@ -1,4 +1,5 @@
-"""Server-Sent Events for one document: a `status` event (the document JSON) per change.
+"""A document's progress stream (`GET /v1/documents/{id}/events`, Server-Sent Events): a `status`
+event (the document JSON) per change.
 
 The stream waits on the process's live hub (api/live.py) for a change notice, then re-reads the row
 from Postgres; with no notice it re-reads only every RECHECK_SECONDS, in case one was lost. It ends
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator
 from api.live import Stream
 from api.schemas import DocumentOut
 from api.state import AppState
-from shared.repositories import documents
+from shared.services import documents
 
 FINAL = {"indexed", "failed", "cancelled", "expired"}
 RECHECK_SECONDS = 15.0
@@ -24,7 +25,7 @@ KEEPALIVE_SECONDS = 15.0
 
 
 async def _read(state: AppState, tenant: str, document_id: uuid.UUID) -> DocumentOut | None:
-    row = await documents.read_document(state.reads, tenant, document_id)
+    row = await documents.find_document(state.reads, tenant, document_id)
     return DocumentOut.from_row(row) if row else None
 
 
@@ -33,7 +34,7 @@ def _event(document: DocumentOut) -> str:
     return f"id: {event_id}\nevent: status\ndata: {document.model_dump_json()}\n\n"
 
 
-async def document_events(state: AppState, stream: Stream, document_id: uuid.UUID) -> AsyncIterator[str]:
+async def status_events(state: AppState, stream: Stream, document_id: uuid.UUID) -> AsyncIterator[str]:
     """The stream's events; `stream` is registered with the hub already and is closed here."""
     try:
         yield "retry: 2000\n\n"

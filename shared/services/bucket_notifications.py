@@ -5,12 +5,12 @@ Keys arrive URL-encoded. Unknown keys, other event types and duplicates change n
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from urllib.parse import unquote_plus
 
 from shared.db import Connection
 from shared.repositories import documents
+from shared.services.ingest_tasks import IngestTask
 from shared.services.uploads import verify_and_queue
 from shared.settings import Settings
 from shared.storage import Storage
@@ -34,12 +34,9 @@ def object_created_keys(notification: dict[str, Any], bucket: str) -> list[str]:
 
 def handle_object_created(
     conn: Connection, storage: Storage, settings: Settings, object_key: str
-) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """Queue the document awaiting this object. Returns (document id, task id) to send, if any."""
+) -> list[IngestTask]:
+    """Queue the document awaiting this object. Returns the task to send after commit, if any."""
     row = documents.find_by_object_key(conn, object_key)
     if row is None or row["status"] != "awaiting_upload" or row["upload_id"]:
-        return None  # unknown, already handled, or a multipart upload the client will complete
-    completion = verify_and_queue(conn, storage, settings, row)
-    if not completion.newly_queued:
-        return None
-    return completion.document["id"], completion.document["task_id"]
+        return []  # unknown, already handled, or a multipart upload the client will complete
+    return verify_and_queue(conn, storage, settings, row).tasks
