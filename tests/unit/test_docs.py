@@ -22,6 +22,10 @@ _ANCHOR_TAG = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
 _CITATION = re.compile(r"\bdocs/([A-Za-z0-9_.-]+\.md)(?:#([A-Za-z0-9_-]+))?")
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
 def _prose(text: str) -> str:
     """The text without code blocks and inline code, where brackets are not links."""
     return _INLINE_CODE.sub("", _FENCE.sub("", text))
@@ -53,9 +57,9 @@ def broken_links(page: Path) -> list[str]:
         path_part, _, anchor = target.partition("#")
         linked = (page.parent / path_part).resolve() if path_part else page
         if not linked.exists():
-            broken.append(f"{page.name}: {target} (no such file)")
+            broken.append(f"{_shown(page)}: {target} (no such file)")
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
-            broken.append(f"{page.name}: {target} (no such anchor)")
+            broken.append(f"{_shown(page)}: {target} (no such anchor)")
     return broken
 
 
@@ -67,7 +71,7 @@ def broken_citations(source: Path, docs: Path) -> list[str]:
             page = docs / page_name
             if not page.exists() or (anchor and anchor not in anchors(page)):
                 cited = f"docs/{page_name}" + (f"#{anchor}" if anchor else "")
-                broken.append(f"{source.relative_to(docs.parent)}:{number}: {cited}")
+                broken.append(f"{_shown(source)}:{number}: {cited}")
     return broken
 
 
