@@ -1,4 +1,4 @@
-"""Request and response bodies, as API.md defines them."""
+"""Request and response bodies, as docs/http-contract.md describes them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Document rows: the source of truth for every document's state (DESIGN.md invariant 1).
+"""Document rows: the source of truth for every document's state (docs/architecture.md#i1).
 
 Writes a worker makes are fenced by the attempt number it claimed the row with, so a worker that
 lost its lease (or whose document was cancelled or deleted) can no longer change the row.
