@@ -1,7 +1,7 @@
 """The bucket: presigned uploads, object checks, streamed downloads, deletes, and its errors.
 
 Works against any S3-compatible store (SeaweedFS, MinIO, AWS S3). The store's own checks are defence
-in depth (DESIGN.md invariant 5): callers check sizes and leading bytes themselves.
+in depth (docs/architecture.md#i5): callers check sizes and leading bytes themselves.
 
 Every failure of the store leaves this module as one of the typed errors below, never as a botocore
 error: `StorageUnavailable` (it did not answer, or answered 5xx: try again later), `ObjectMissing`,

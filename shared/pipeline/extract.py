@@ -1,5 +1,5 @@
 """The extraction stage: a document file in, its `Element`s out, through the offline extractor for its
-type (DESIGN.md, "`unstructured` here"); what a person must act on leaves as `DocumentFailed`."""
+type (docs/architecture.md, extraction); what a person must act on leaves as `DocumentFailed`."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def extract(
     missing = missing_extractor(file_type, ocr)
     if missing is not None:
         raise DocumentFailed("extractor_missing", missing)
-    # Callers check the leading bytes before any parsing (DESIGN.md, invariant 5); checking again
+    # Callers check the leading bytes before any parsing (docs/architecture.md#i5); checking again
     # costs one small read and keeps a renamed file from reaching a parser and failing as `corrupt`.
     with path.open("rb") as document:
         check_leading_bytes(document.read(HEAD_SIZE), file_type)
