@@ -22,7 +22,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from shared.db import transaction
-from shared.queue import queue_depth, tasks_in_broker
+from shared.queue_inspection import queue_depth, tasks_in_broker
 from shared.repositories import documents
 from shared.services.uploads import verify_and_queue
 from shared.settings import Settings
