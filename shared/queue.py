@@ -1,6 +1,6 @@
 """The Celery configuration both sides share, and sending ingestion tasks by name.
 
-The message is only a wake-up call (DESIGN.md invariant 1): it carries a document id, and the
+The message is only a wake-up call (docs/architecture.md#i1): it carries a document id, and the
 worker reads everything else from the document's row. What waits in the broker is read by
 `shared.queue_inspection`.
 """

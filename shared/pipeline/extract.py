@@ -1,10 +1,9 @@
 """The extraction stage: a document file in, its `Element`s out, through the offline extractor for its
-type (DESIGN.md, "`unstructured` here"); what a person must act on leaves as `DocumentFailed`."""
+type (docs/architecture.md, extraction); what a person must act on leaves as `DocumentFailed`."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import zipfile
 from collections.abc import Callable
 from functools import partial
@@ -18,12 +17,6 @@ from shared.pipeline.extractors.legacy_office import LEGACY_FORMATS, converter_m
 from shared.pipeline.extractors.ocr import OcrOptions, PageReport, ocr_unavailable
 from shared.pipeline.extractors.pandoc import pandoc_program
 from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
-
-# Before anything imports unstructured, onnxruntime or huggingface_hub: no telemetry, no hub downloads.
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 Extractor = Callable[[Path], list[Element]]
 
@@ -100,7 +93,7 @@ def extract(
     missing = missing_extractor(file_type, ocr)
     if missing is not None:
         raise DocumentFailed("extractor_missing", missing)
-    # Callers check the leading bytes before any parsing (DESIGN.md, invariant 5); checking again
+    # Callers check the leading bytes before any parsing (docs/architecture.md#i5); checking again
     # costs one small read and keeps a renamed file from reaching a parser and failing as `corrupt`.
     with path.open("rb") as document:
         check_leading_bytes(document.read(HEAD_SIZE), file_type)
