@@ -27,6 +27,7 @@ from api.security_headers import SecurityHeaders
 from api.state import AppState
 from shared.db import open_pool, open_read_pool
 from shared.logging import configure_logging
+from shared.pipeline.environment import configure_library_environment
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
 from shared.storage import Storage
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_library_environment()  # before the search embedder loads its model
         configure_logging()
         if "*" in settings.cors_allow_origins:
             log.warning(

@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 from api.live import LiveHub
 from api.snapshots import Snapshot
 from shared.db import ReadPool
-from shared.pipeline.embedding import Embedder, get_embedder
+from shared.pipeline.embedding import Embedder, make_embedder
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -40,11 +40,14 @@ class AppState:
     readiness: Snapshot[tuple[int, dict[str, Any]]] = field(default_factory=lambda: Snapshot(1.0))
     metrics: Snapshot[bytes] = field(default_factory=lambda: Snapshot(5.0))
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
+    _embedder: Embedder | None = None
 
     def embedder(self) -> Embedder:
         """The query embedder, loaded on first use (the local model takes a few seconds)."""
         with self._embedder_lock:
-            return get_embedder(self.settings)
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings, self.notices)
+            return self._embedder
 
     def warm_up(self) -> None:
         """Load the query embedder ahead of the first search (run in a background thread)."""

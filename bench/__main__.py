@@ -21,6 +21,7 @@ from pathlib import Path
 from bench.common import REPO, Context, Result, cpu_shares, cpu_times, loadavg
 from bench.report import ORDER, write_report
 from bench.services import Services
+from shared.pipeline.environment import configure_library_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results folder (default: bench/results)")
     parser.add_argument("--work", type=Path, help="scratch folder for the corpus and the stack")
     args = parser.parse_args(argv)
+    configure_library_environment()  # benchmarks load the model and extract in this process
     out: Path = args.out or REPO / "bench" / (".smoke-results" if args.smoke else "results")
     out.mkdir(parents=True, exist_ok=True)
     names = args.only or ORDER

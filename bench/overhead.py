@@ -19,7 +19,7 @@ from bench.report import grouped_bar_chart
 from shared.errors import DocumentFailed
 from shared.pipeline import isolation
 from shared.pipeline.elements import elements_from_data
-from shared.pipeline.embedding import get_embedder
+from shared.pipeline.embedding import make_local_embedder, runtime_of
 from shared.pipeline.extract import extract, extract_data
 from shared.pipeline.extractors.ocr import OcrOptions
 from shared.settings import Settings
@@ -105,7 +105,9 @@ def run(ctx: Context) -> Result:
 def _extraction_in_process_and_isolated(files: list[CorpusFile]) -> list[list[Any]]:
     """Seconds to extract `files` here and through `run_isolated`, with the local model loaded here
     (before the extraction process, every document's child was a fork of a process that big)."""
-    get_embedder(Settings(embedding_provider="local")).embed(["warm up"])
+    settings = Settings()
+    embedder = make_local_embedder(settings, runtime_of(settings))  # held (loaded) to the end
+    embedder.embed(["warm up"])
     ocr = OcrOptions()
     isolation.start()
     extract(files[0].path, files[0].file_type, ocr)  # imports and the extraction process's start-up

@@ -35,7 +35,7 @@ from bench.scoring import documents_in_rank_order, ndcg_at, recall_at
 from shared.db import open_pool, transaction
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Chunk
-from shared.pipeline.embedding import get_embedder
+from shared.pipeline.embedding import Embedder, make_local_embedder, runtime_of
 from shared.pipeline.extract import extract
 from shared.pipeline.tokens import token_counts, window
 from shared.repositories.chunks import replace_chunks
@@ -76,13 +76,15 @@ def run(ctx: Context) -> Result:
     settings = Settings(database_url=ctx.services.stack.database_url)
     pool = open_pool(settings, max_size=2)
     try:
-        embedder = get_embedder(settings)
+        embedder = make_local_embedder(settings, runtime_of(settings))
         variants = {
             name: _ingest(pool, embedder, settings, data, ctx.work, embedded)
             for name, embedded in EMBEDDED_TEXT.items()
             if not ctx.smoke or name == "chunk text"
         }
-        scores = {name: _score(pool, settings, tenant, data) for name, (tenant, _) in variants.items()}
+        scores = {
+            name: _score(pool, embedder, settings, tenant, data) for name, (tenant, _) in variants.items()
+        }
     finally:
         pool.close()
     _report(result, ctx, data, variants, scores)
@@ -197,8 +199,9 @@ def _write(
     return len(texts)
 
 
-def _score(pool: Any, settings: Settings, tenant: str, data: Dataset) -> dict[str, dict[str, Any]]:
-    embedder = get_embedder(settings)
+def _score(
+    pool: Any, embedder: Embedder, settings: Settings, tenant: str, data: Dataset
+) -> dict[str, dict[str, Any]]:
     scores: dict[str, dict[str, Any]] = {}
     for mode in MODES:
         ndcg, recall, latencies = [], [], []

@@ -41,7 +41,7 @@ from bench.report import grouped_bar_chart
 from bench.retrieval import DATA, load
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.elements import Chunk
-from shared.pipeline.embedding import get_embedder
+from shared.pipeline.embedding import make_local_embedder, runtime_of
 from shared.pipeline.extract import extract
 from shared.repositories.chunks import replace_chunks
 from shared.settings import Settings
@@ -144,7 +144,7 @@ def _embedded(ctx: Context) -> Embedded | None:
     texts = texts[:wanted]
     saved = ctx.work / f"writes-scifact-{len(texts)}.npz"  # a rerun with the same --work embeds nothing
     if not saved.exists():
-        embedder = get_embedder(settings)
+        embedder = make_local_embedder(settings, runtime_of(settings))
         print(f"[writes] embedding {len(texts):,} SciFact chunks and {len(data.queries)} queries", flush=True)
         np.savez(saved, chunks=embedder.embed(texts), queries=embedder.embed(list(data.queries.values())))
     with np.load(saved) as arrays:

@@ -1,4 +1,8 @@
-"""Structured logs: one JSON (or console) line per event, with dotted event names."""
+"""Structured logs: one JSON (or console) line per event, with dotted event names.
+
+Fields bound with structlog's contextvars (`bound_contextvars`: a task's `task_id` and `document_id`,
+bound once by `worker/tasks.py`) are merged into every line logged while they are bound.
+"""
 
 from __future__ import annotations
 

@@ -1,17 +1,14 @@
 """The Celery configuration both sides share, and sending ingestion tasks by name.
 
-The message is only a wake-up call (DESIGN.md invariant 1): it carries a document id, and the
-worker reads everything else from the document's row.
+The message is only a wake-up call (docs/architecture.md#i1): it carries a document id, and the
+worker reads everything else from the document's row. What waits in the broker is read by
+`shared.queue_inspection`.
 """
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from typing import Any, cast
 
-import redis
 from celery import Celery
 
 from shared.settings import Settings
@@ -59,37 +56,3 @@ def make_celery(settings: Settings) -> Celery:
 
 def send_ingest(app: Celery, document_id: uuid.UUID, task_id: uuid.UUID) -> None:
     app.send_task(INGEST_TASK, args=[str(document_id)], task_id=str(task_id), queue=INGEST_QUEUE)
-
-
-_PRIORITY_QUEUES = [INGEST_QUEUE, *(f"{INGEST_QUEUE}\x06\x16{step}" for step in (3, 6, 9))]
-
-
-def queue_depth(client: redis.Redis) -> int:
-    """Messages waiting in the ingestion queue (not counting those delivered to workers)."""
-    return sum(int(client.llen(queue)) for queue in _PRIORITY_QUEUES)
-
-
-def tasks_in_broker(client: redis.Redis, delivered_within: float) -> set[str]:
-    """Ids of the ingestion tasks on their way: waiting in the queue, or delivered to a worker less
-    than `delivered_within` seconds ago and not acked yet.
-
-    Reads kombu's Redis layout: the queue's lists (one per priority step), the `unacked` hash and its
-    `unacked_index` of delivery times. An older delivery of a still-queued document belonged to a
-    worker that died before claiming it; kombu would restore it only after the visibility timeout.
-    """
-    ids: set[str] = set()
-    for queue in _PRIORITY_QUEUES:
-        for raw in client.lrange(queue, 0, -1):
-            ids.add(_task_id(json.loads(raw)))
-    since = time.time() - delivered_within
-    recent = cast(list[bytes], client.zrangebyscore("unacked_index", since, "+inf"))
-    if recent:
-        for message in client.hmget("unacked", recent):
-            if message is not None:  # acked between the two reads
-                ids.add(_task_id(json.loads(message)[0]))
-    ids.discard("")
-    return ids
-
-
-def _task_id(message: dict[str, Any]) -> str:
-    return str(message.get("headers", {}).get("id", ""))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import boto3
 from botocore.client import Config
@@ -236,10 +236,6 @@ class Storage:
                     out.write(block)
                     written += len(block)
         return written
-
-    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> None:
-        with _translated("writing the object"):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
     def delete(self, key: str) -> None:
         with _translated("deleting the object"):

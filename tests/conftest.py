@@ -12,7 +12,11 @@ import httpx
 import pytest
 
 from infra.stack import Ports, Stack, free_port
+from shared.pipeline.environment import configure_library_environment
 from tests.helpers import Bucket, ChuteClient, create_key
+
+# Unit tests extract and embed in this process: the switches a worker sets at start, set here too.
+configure_library_environment()
 
 MiB = 1024 * 1024
 EVENTS_TOKEN = "test-events-token"

@@ -14,9 +14,11 @@ import structlog
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from shared.logging import configure_logging
+from shared.pipeline.environment import configure_library_environment
 from shared.queue import make_celery
 from shared.settings import get_settings
 
+configure_library_environment()  # before fork: every child, and whatever it imports, sees it
 configure_logging()
 app = make_celery(get_settings())
 app.conf.worker_concurrency = get_settings().worker_concurrency
@@ -47,17 +49,16 @@ def _open_process_resources(**_: Any) -> None:
     # Pools and sockets do not survive fork: each worker process makes its own.
     from shared.pipeline import isolation
     from shared.pipeline.chunking import preload as preload_chunking
-    from shared.pipeline.embedding import get_embedder
     from worker import context
 
     # The extraction process first, from a fresh interpreter: it imports the extractor libraries while
     # this process loads the model, and its document children never carry the model or the sockets.
     isolation.start()
-    settings = context.open_context().settings
+    ctx = context.open_context()
     # Heavy imports and the model now, not inside the first document's time limit.
     preload_chunking()
     try:
-        get_embedder(settings)
+        ctx.embedder()
     except Exception:  # the first document reports it; the worker stays up to say so
         structlog.get_logger("chute.worker").exception("worker.embedder.unavailable")
 

@@ -30,7 +30,8 @@ from psycopg_pool import ConnectionPool
 
 from shared.db import Connection, open_pool, transaction
 from shared.logging import configure_logging
-from shared.queue import make_celery, queue_depth, tasks_in_broker
+from shared.queue import make_celery
+from shared.queue_inspection import queue_depth, tasks_in_broker
 from shared.repositories import documents
 from shared.services.ingest_tasks import IngestTask, send_ingest_tasks
 from shared.services.uploads import verify_and_queue

@@ -12,7 +12,7 @@ from api.auth import limit_anonymous
 from api.deps import State
 from api.state import AppState
 from shared.db import transaction
-from shared.queue import queue_depth
+from shared.queue_inspection import queue_depth
 from shared.services.documents import document_figures
 
 router = APIRouter(tags=["operations"])

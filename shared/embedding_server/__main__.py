@@ -6,10 +6,12 @@ import uvicorn
 
 from shared.embedding_server.app import create_app
 from shared.logging import configure_logging
+from shared.pipeline.environment import configure_library_environment
 from shared.settings import Settings
 
 
 def main() -> None:
+    configure_library_environment()  # before the model's libraries load
     configure_logging()
     settings = Settings()
     uvicorn.run(

@@ -24,25 +24,18 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+import redis
 import structlog
 
 from shared.errors import DocumentFailed
 from shared.metrics import EMBEDDING_REQUESTS, EMBEDDING_THROTTLES
+from shared.pipeline.throttle import SharedPause
 from shared.settings import Settings
 
 log = structlog.get_logger("chute.embedding")
 
 Runtime = Literal["torch", "torch-bf16", "onnx", "onnx-int8", "openvino-bf16"]
 RUNTIMES: tuple[Runtime, ...] = ("torch", "torch-bf16", "onnx", "onnx-int8", "openvino-bf16")
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-# Idle OpenMP threads sleep instead of spinning. A worker shares its cores with Postgres, extraction
-# and the API; spinning threads starved them and halved torch's throughput under that contention
-# (bench/results/REPORT.md). Read by libgomp when torch loads, so it is set before any import of it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class Embedder(Protocol):
@@ -89,11 +82,6 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
-
-
-def model_cache_dir(settings: Settings) -> Path | None:
-    """Where ONNX exports are cached (`CHUTE_MODEL_CACHE_DIR`); None: the user's cache folder."""
-    return settings.model_cache_dir
 
 
 def _threads(settings: Settings) -> int:
@@ -193,7 +181,7 @@ class OnnxEmbedder(GraphEmbedder):
         from shared.pipeline.onnx_export import ensure_exported
 
         self.runtime: Runtime = "onnx-int8" if quantized else "onnx"
-        model = ensure_exported(model_cache_dir(settings), quantized=quantized)
+        model = ensure_exported(settings.model_cache_dir, quantized=quantized)
         super().__init__(settings, model.tokenizer)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _threads(settings)
@@ -227,7 +215,7 @@ class OpenVinoEmbedder(GraphEmbedder):
         from shared.pipeline.onnx_export import ensure_exported
 
         self.runtime = "openvino-" + ("int8" if quantized else "bf16" if bf16 else "fp32")
-        model = ensure_exported(model_cache_dir(settings), quantized=quantized)
+        model = ensure_exported(settings.model_cache_dir, quantized=quantized)
         super().__init__(settings, model.tokenizer)
         self.compiled: Any = openvino.Core().compile_model(
             str(model.path(quantized)),
@@ -253,17 +241,15 @@ class OpenAIEmbedder:
 
     Transient faults (429, 5xx, timeouts, dropped connections) are retried with exponential backoff
     and jitter, up to CHUTE_OPENAI_MAX_RETRIES times; a 429's Retry-After pauses every worker
-    through Redis (shared/pipeline/throttle.py). Anything else fails the document `embedding_failed`.
+    through Redis (shared/pipeline/throttle.py), on the client the caller passes. Anything else fails
+    the document `embedding_failed`.
     """
 
     BACKOFF_SECONDS = 1.0
     BACKOFF_MAX_SECONDS = 30.0
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, pause: SharedPause) -> None:
         import openai
-        import redis
-
-        from shared.pipeline.throttle import SharedPause
 
         # Retries are ours, not the client's: they must honour the pause all workers share.
         self.client = openai.OpenAI(
@@ -272,7 +258,7 @@ class OpenAIEmbedder:
             timeout=settings.openai_timeout_seconds,
             max_retries=0,
         )
-        self.pause = SharedPause(redis.Redis.from_url(settings.redis_url, socket_timeout=5))
+        self.pause = pause
         self.retries = settings.openai_max_retries
         self.model = settings.embedding_model
         self.dimensions = settings.embedding_dimensions
@@ -347,11 +333,8 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_embedders: dict[tuple[str, str, int, str], Embedder] = {}
-
-
 def make_local_embedder(settings: Settings, runtime: Runtime) -> Embedder:
-    """A new local embedder on `runtime` (benchmarks build each; the pipeline uses `get_embedder`)."""
+    """A new local embedder on `runtime` (benchmarks build each; processes use `make_embedder`)."""
     if runtime in ("torch", "torch-bf16"):
         return LocalEmbedder(settings, bf16=runtime == "torch-bf16")
     if runtime == "openvino-bf16":
@@ -359,21 +342,22 @@ def make_local_embedder(settings: Settings, runtime: Runtime) -> Embedder:
     return OnnxEmbedder(settings, quantized=runtime == "onnx-int8")
 
 
-def get_embedder(settings: Settings) -> Embedder:
-    """The process's embedder, built on first use and kept (the local model loads once per process)."""
-    local = settings.embedding_provider == "local"
-    runtime = runtime_of(settings) if local else ""
-    key = (settings.embedding_provider, settings.embedding_model, settings.embedding_dimensions, runtime)
-    if key not in _embedders:
-        started = time.perf_counter()
-        if local:
-            _embedders[key] = make_local_embedder(settings, runtime_of(settings))
-        else:
-            _embedders[key] = OpenAIEmbedder(settings)
-        log.info(
-            "embedding.loaded",
-            provider=settings.embedding_provider,
-            runtime=runtime or None,
-            seconds=round(time.perf_counter() - started, 2),
-        )
-    return _embedders[key]
+def make_embedder(settings: Settings, redis_client: redis.Redis) -> Embedder:
+    """The embedder the settings choose, built now (the local model takes seconds: a process makes
+    one and keeps it). `redis_client` carries the 429 pause the OpenAI provider shares with every
+    worker; the local provider does not use it."""
+    started = time.perf_counter()
+    runtime: Runtime | None = None
+    embedder: Embedder
+    if settings.embedding_provider == "local":
+        runtime = runtime_of(settings)
+        embedder = make_local_embedder(settings, runtime)
+    else:
+        embedder = OpenAIEmbedder(settings, SharedPause(redis_client))
+    log.info(
+        "embedding.loaded",
+        provider=settings.embedding_provider,
+        runtime=runtime,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return embedder

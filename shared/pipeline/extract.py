@@ -4,7 +4,6 @@ type (docs/architecture.md, extraction); what a person must act on leaves as `Do
 from __future__ import annotations
 
 import importlib.util
-import os
 import zipfile
 from collections.abc import Callable
 from functools import partial
@@ -18,12 +17,6 @@ from shared.pipeline.extractors.legacy_office import LEGACY_FORMATS, converter_m
 from shared.pipeline.extractors.ocr import OcrOptions, PageReport, ocr_unavailable
 from shared.pipeline.extractors.pandoc import pandoc_program
 from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
-
-# Before anything imports unstructured, onnxruntime or huggingface_hub: no telemetry, no hub downloads.
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 Extractor = Callable[[Path], list[Element]]
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from shared.errors import DocumentFailed
+from shared.pipeline.environment import configure_library_environment
 
 REQUEST, READY, STARTED, PROGRESS, OUTCOME, DONE = b"Q", b"R", b"S", b"P", b"O", b"D"
 MAX_REQUEST_BYTES = 1 << 20
@@ -85,6 +86,7 @@ def encode(value: Any) -> bytes:
 
 
 def main() -> None:
+    configure_library_environment()  # the scrubbed environment has none of the switches
     signal.signal(signal.SIGTERM, _end)
     _on_parent_death(signal.SIGTERM)
     replies = os.dup(1)

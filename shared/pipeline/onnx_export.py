@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     if cache_dir is None:
         from shared.settings import get_settings
 
-        cache_dir = getattr(get_settings(), "model_cache_dir", None)
+        cache_dir = get_settings().model_cache_dir
     model = ensure_exported(cache_dir, quantized=True)
     print(f"ONNX exports ready: {model.fp32} and {model.int8}")
 

@@ -89,7 +89,7 @@ def test_extraction_longer_than_the_lease_is_not_taken_from_a_live_worker(
     print(f"\n[faults] {pages:,} blank pages with a {LEASE} s lease: (s, status, attempts) {history}")
     assert not taken_back, (
         f"the reconciler took the document back from a live worker in mid-extraction: {history}. "
-        "The lease is renewed only between steps (shared/pipeline/ingest.py `_Run.step`), and "
+        "The lease is renewed only between steps (shared/pipeline/attempt.py `Attempt.report_progress`), and "
         "extraction runs up to CHUTE_EXTRACTION_TIMEOUT_SECONDS (600) against a CHUTE_LEASE_SECONDS of "
         "300 by default"
     )

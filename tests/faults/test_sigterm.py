@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from infra.stack import Stack
-from shared.queue import tasks_in_broker
+from shared.queue_inspection import tasks_in_broker
 from tests.faults.documents import text_document
 from tests.faults.support import Figures, duplicate_chunks, new_client, query, start_worker, wait_final
 

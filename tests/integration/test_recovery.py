@@ -14,7 +14,8 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from infra.stack import Stack
-from shared.pipeline.ingest import WorkerContext, ingest_document
+from shared.pipeline.ingest import process_next_document
+from shared.pipeline.worker_context import WorkerContext
 from shared.settings import Settings
 from shared.storage import Storage
 from tests.conftest import EVENTS_TOKEN
@@ -170,8 +171,8 @@ def test_a_worker_pool_that_hands_out_no_connection_is_replaced(stack: Stack) ->
         redis=redis.Redis.from_url(settings.redis_url),
     )
     try:
-        first = ingest_document(ctx, uuid.uuid4())
-        second = ingest_document(ctx, uuid.uuid4())
+        first = process_next_document(ctx, uuid.uuid4())
+        second = process_next_document(ctx, uuid.uuid4())
     finally:
         stuck.putconn(held)
         stuck.close()

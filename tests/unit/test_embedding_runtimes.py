@@ -10,13 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
+from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from shared.pipeline import embedding, onnx_export
 from shared.pipeline.chunking import ChunkingSettings, chunk
 from shared.pipeline.embedding import RUNTIMES, Embedder, auto_runtime, make_local_embedder, runtime_of
 from shared.pipeline.extract import extract
+from shared.pipeline.worker_context import WorkerContext
 from shared.settings import Settings
+from shared.storage import Storage
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
@@ -143,7 +147,7 @@ def test_runtime_setting_is_resolved_and_checked(monkeypatch: pytest.MonkeyPatch
         Settings(embedding_runtime="tensorflow")  # type: ignore[arg-type]
 
 
-def test_the_process_keeps_one_embedder_per_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_process_builds_its_embedder_once(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[str] = []
 
     def fake(settings: Settings, runtime: str) -> object:
@@ -151,12 +155,17 @@ def test_the_process_keeps_one_embedder_per_configuration(monkeypatch: pytest.Mo
         return object()
 
     monkeypatch.setattr(embedding, "make_local_embedder", fake)
-    monkeypatch.setattr(embedding, "_embedders", {})
     monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx2"}))
     settings = Settings()
+    ctx = WorkerContext(
+        settings=settings,
+        pool=ConnectionPool(settings.database_url, open=False),
+        storage=Storage(settings),
+        redis=redis.Redis.from_url(settings.redis_url),
+    )
 
-    first = embedding.get_embedder(settings)
-    second = embedding.get_embedder(settings)
+    first = ctx.embedder()
+    second = ctx.embedder()
 
     assert first is second
     assert made == ["onnx"]

@@ -17,6 +17,7 @@ import pytest
 from shared.errors import DocumentFailed
 from shared.pipeline import isolation
 from shared.pipeline.elements import Element, elements_from_data
+from shared.pipeline.environment import LIBRARY_ENVIRONMENT
 from shared.pipeline.isolation import run_isolated
 from tests.unit import isolation_probes as probes
 
@@ -107,6 +108,17 @@ def test_the_child_sees_none_of_the_workers_secrets(
     assert not set(SECRETS) & set(seen), seen
     assert not [value for value in seen.values() if "secret" in value], seen
     assert seen["PATH"] == os.environ["PATH"]  # what extraction needs stays: pandoc, soffice, sleep
+
+
+def test_the_child_runs_with_telemetry_and_hub_downloads_off(
+    fresh_process: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in LIBRARY_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+    seen = run_isolated(probes.environment, memory_limit=2**28, timeout=30, what="Reading")
+
+    assert {name: seen.get(name) for name in LIBRARY_ENVIRONMENT} == LIBRARY_ENVIRONMENT
 
 
 def test_the_child_holds_none_of_the_workers_sockets(fresh_process: None) -> None:

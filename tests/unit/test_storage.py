@@ -29,11 +29,16 @@ def test_a_missing_object_heads_as_none_and_reads_as_object_missing(storage: Sto
         storage.download("tenant/doc/none.txt", "0" * 32, tmp_path / "out")
 
 
+def _put(storage: Storage, key: str, body: bytes) -> None:
+    """An object as a client's upload leaves it (Chute itself never writes objects)."""
+    storage.client.put_object(Bucket=storage.bucket, Key=key, Body=body, ContentType="text/plain")
+
+
 def test_a_replaced_object_is_not_read_under_the_verified_etag(storage: Storage, tmp_path: Path) -> None:
-    storage.put("tenant/doc/a.txt", b"the verified bytes", "text/plain")
+    _put(storage, "tenant/doc/a.txt", b"the verified bytes")
     verified = storage.head("tenant/doc/a.txt")
     assert verified is not None
-    storage.put("tenant/doc/a.txt", b"bytes put there later", "text/plain")
+    _put(storage, "tenant/doc/a.txt", b"bytes put there later")
 
     with pytest.raises(ObjectChanged):
         storage.download("tenant/doc/a.txt", verified.etag, tmp_path / "out")
