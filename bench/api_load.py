@@ -101,21 +101,9 @@ def run(ctx: Context) -> Result:
             target=f">= {STATUS_SHARE:.0%}",
             met=share >= STATUS_SHARE,
         ),
-        Figure(
-            f"status p99 (c={top})",
-            status.p99_ms,
-            "ms",
-            target=f"< {P99_MS:.0f} ms",
-            met=status.p99_ms < P99_MS,
-        ),
+        _p99_figure("status", status, top),
         Figure(f"presign req/s (c={top})", presign.rate, "req/s"),
-        Figure(
-            f"presign p99 (c={top})",
-            presign.p99_ms,
-            "ms",
-            target=f"< {P99_MS:.0f} ms",
-            met=presign.p99_ms < P99_MS,
-        ),
+        _p99_figure("presign", presign, top),
     ]
     result.tables.append(
         Table(
@@ -179,6 +167,11 @@ def run(ctx: Context) -> Result:
         )
     )
     return result
+
+
+def _p99_figure(name: str, load: Load, concurrency: int) -> Figure:
+    target = f"< {P99_MS:.0f} ms"
+    return Figure(f"{name} p99 (c={concurrency})", load.p99_ms, "ms", target=target, met=load.p99_ms < P99_MS)
 
 
 def _wrk(request: Request, concurrency: int, seconds: float) -> Load:
