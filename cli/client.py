@@ -1,4 +1,4 @@
-"""A small client for the Chute HTTP API (API.md), for the `chute` commands.
+"""A small client for the Chute HTTP API (docs/http-contract.md), for the `chute` commands.
 
 Every failure becomes a `CliError` whose message is one sentence a person can act on: the API's own
 `{"error", "detail"}`, a refused key, or a server that cannot be reached. Nothing here imports the

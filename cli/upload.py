@@ -24,7 +24,7 @@ from cli.transfer import Cancelled, TransferError, post_form, put_parts
 if TYPE_CHECKING:
     import httpx
 
-BATCH_LIMIT = 100  # files per POST /v1/uploads/batch (API.md)
+BATCH_LIMIT = 100  # files per POST /v1/uploads/batch (docs/http-contract.md)
 
 
 # -- the files -------------------------------------------------------------------------------------

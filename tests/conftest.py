@@ -32,7 +32,6 @@ STACK_SETTINGS = {
 WORKER_METRICS_PORT = free_port()
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")

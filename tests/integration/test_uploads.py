@@ -1,4 +1,5 @@
-"""Presign, upload and complete as API.md defines them, including every way they refuse bad input."""
+"""Presign, upload and complete as docs/http-contract.md defines them, including every way they refuse
+bad input."""
 
 from __future__ import annotations
 
