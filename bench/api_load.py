@@ -39,6 +39,17 @@ end
 """
 
 
+@dataclass(frozen=True)
+class Request:
+    """The one request a load run repeats, with the key it sends."""
+
+    base: str
+    method: str
+    path: str
+    body: dict[str, object] | None
+    key: str
+
+
 @dataclass
 class Load:
     requests: int
@@ -67,15 +78,15 @@ def run(ctx: Context) -> Result:
             presigned.raise_for_status()
             document_id = presigned.json()["document_id"]
         endpoints = {
-            "/health": ("GET", "/health", None),
-            "status": ("GET", f"/v1/documents/{document_id}", None),
-            "presign": ("POST", "/v1/uploads", {"filename": "load.pdf", "size": 123456}),
+            "/health": Request(base, "GET", "/health", None, key),
+            "status": Request(base, "GET", f"/v1/documents/{document_id}", None, key),
+            "presign": Request(base, "POST", "/v1/uploads", {"filename": "load.pdf", "size": 123456}, key),
         }
         for concurrency in levels:
-            for name, (method, path, body) in endpoints.items():
+            for name, request in endpoints.items():
                 shoot = _wrk if generator == "wrk" else _python
-                shoot(base, method, path, body, key, concurrency, 0.5)  # warm-up
-                loads[(name, concurrency)] = shoot(base, method, path, body, key, concurrency, duration)
+                shoot(request, concurrency, 0.5)  # warm-up
+                loads[(name, concurrency)] = shoot(request, concurrency, duration)
 
     top = levels[0]
     health, status, presign = (loads[(n, top)] for n in ("/health", "status", "presign"))
@@ -90,21 +101,9 @@ def run(ctx: Context) -> Result:
             target=f">= {STATUS_SHARE:.0%}",
             met=share >= STATUS_SHARE,
         ),
-        Figure(
-            f"status p99 (c={top})",
-            status.p99_ms,
-            "ms",
-            target=f"< {P99_MS:.0f} ms",
-            met=status.p99_ms < P99_MS,
-        ),
+        _p99_figure("status", status, top),
         Figure(f"presign req/s (c={top})", presign.rate, "req/s"),
-        Figure(
-            f"presign p99 (c={top})",
-            presign.p99_ms,
-            "ms",
-            target=f"< {P99_MS:.0f} ms",
-            met=presign.p99_ms < P99_MS,
-        ),
+        _p99_figure("presign", presign, top),
     ]
     result.tables.append(
         Table(
@@ -170,16 +169,14 @@ def run(ctx: Context) -> Result:
     return result
 
 
-def _wrk(
-    base: str,
-    method: str,
-    path: str,
-    body: dict[str, object] | None,
-    key: str,
-    concurrency: int,
-    seconds: float,
-) -> Load:
-    script = _WRK_SCRIPT.format(method=method, body=json.dumps(json.dumps(body)) if body else "nil", key=key)
+def _p99_figure(name: str, load: Load, concurrency: int) -> Figure:
+    target = f"< {P99_MS:.0f} ms"
+    return Figure(f"{name} p99 (c={concurrency})", load.p99_ms, "ms", target=target, met=load.p99_ms < P99_MS)
+
+
+def _wrk(request: Request, concurrency: int, seconds: float) -> Load:
+    body = json.dumps(json.dumps(request.body)) if request.body else "nil"
+    script = _WRK_SCRIPT.format(method=request.method, body=body, key=request.key)
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
         file.write(script)
         file.flush()
@@ -193,7 +190,7 @@ def _wrk(
                 "10s",
                 "-s",
                 file.name,
-                base + path,
+                request.base + request.path,
             ],
             capture_output=True,
             text=True,
@@ -205,32 +202,16 @@ def _wrk(
     return Load(raw["requests"], raw["seconds"], raw["errors"], raw["p50_ms"], raw["p99_ms"])
 
 
-def _python(
-    base: str,
-    method: str,
-    path: str,
-    body: dict[str, object] | None,
-    key: str,
-    concurrency: int,
-    seconds: float,
-) -> Load:
-    return asyncio.run(_python_load(base, method, path, body, key, concurrency, seconds))
+def _python(request: Request, concurrency: int, seconds: float) -> Load:
+    return asyncio.run(_python_load(request, concurrency, seconds))
 
 
-async def _python_load(
-    base: str,
-    method: str,
-    path: str,
-    body: dict[str, object] | None,
-    key: str,
-    concurrency: int,
-    seconds: float,
-) -> Load:
+async def _python_load(request: Request, concurrency: int, seconds: float) -> Load:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=10
+        base_url=request.base, headers={"Authorization": f"Bearer {request.key}"}, limits=limits, timeout=10
     ) as http:
         deadline = time.perf_counter() + seconds
 
@@ -239,7 +220,7 @@ async def _python_load(
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
-                    answer = await http.request(method, path, json=body)
+                    answer = await http.request(request.method, request.path, json=request.body)
                     ok = answer.status_code < 400
                 except httpx.HTTPError:
                     ok = False

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 PAGE_CHARS = 2000
 SLIDE_CHARS = 500
@@ -250,6 +251,13 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
+def _saved(document: Any) -> bytes:
+    """What a python-docx, python-pptx or openpyxl document's `save` writes."""
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
 def _docx(pages: int, prose: Prose) -> bytes:
     import docx
 
@@ -260,9 +268,7 @@ def _docx(pages: int, prose: Prose) -> bytes:
             document.add_heading(f"Section {page // 3 + 1}: {prose.title()}", level=2)
         for paragraph in prose.paragraphs(PAGE_CHARS):
             document.add_paragraph(paragraph)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
+    return _saved(document)
 
 
 def _pptx(pages: int, prose: Prose) -> bytes:
@@ -277,9 +283,7 @@ def _pptx(pages: int, prose: Prose) -> bytes:
         body.text = prose.sentence()
         for _ in range(SLIDE_CHARS // 80):
             body.add_paragraph().text = prose.sentence()
-    out = io.BytesIO()
-    deck.save(out)
-    return out.getvalue()
+    return _saved(deck)
 
 
 def _rows(pages: int, prose: Prose) -> list[list[str]]:
@@ -298,9 +302,7 @@ def _xlsx(pages: int, prose: Prose) -> bytes:
     sheet.append(["id", "name", "description", "amount"])
     for row in _rows(pages, prose):
         sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return _saved(book)
 
 
 def _csv(pages: int, prose: Prose) -> bytes:

@@ -22,6 +22,7 @@ import httpx
 
 from bench.common import Context, Figure, Result, Table, percentile
 from bench.corpus import Prose, generate
+from bench.gpu.run import server_metrics
 from bench.ingest_run import IngestRun, drive, warm_up
 from bench.real_text import SCIFACT, available, real_text_chunks
 from bench.report import bar_chart
@@ -219,14 +220,3 @@ def measure(url: str, chunks: list[str], clients: int) -> dict[str, float]:
         "p50_ms": 1000 * percentile(latencies, 50),
         "p95_ms": 1000 * percentile(latencies, 95),
     }
-
-
-def server_metrics(url: str) -> dict[str, float]:
-    """The server's counters and histogram sums and counts, by name without the common prefix."""
-    prefix = "chute_embedding_server_"
-    values = {}
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(prefix) and "{" not in line:
-            name, value = line[len(prefix) :].split()
-            values[name] = float(value)
-    return values

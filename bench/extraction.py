@@ -14,12 +14,12 @@ from pathlib import Path
 
 from pdfminer.high_level import extract_text
 
-from bench.common import REPO, Context, Figure, Result, Table
+from bench.common import Context, Figure, Result, Table
 from bench.corpus import generate
 from bench.report import grouped_bar_chart
 from shared.pipeline.extractors.pdf import extract_pdf
+from tests.corpus import CORPUS
 
-REAL_CORPUS = REPO.parent / "shared" / "corpus"
 # Text-layer PDFs of the real corpus (password.pdf is encrypted, single_table.pdf has no text layer).
 REAL_PDFS = [
     "fake-memo.pdf",
@@ -35,7 +35,7 @@ def run(ctx: Context) -> Result:
         ctx.work / "pdfs", documents=2 if ctx.smoke else 12, max_pages=5 if ctx.smoke else 200, types=["pdf"]
     )
     sets = {"generated": [f.path for f in generated]}
-    real = [REAL_CORPUS / name for name in REAL_PDFS if (REAL_CORPUS / name).exists()]
+    real = [CORPUS / name for name in REAL_PDFS if (CORPUS / name).exists()]
     if real:  # the corpus beside the repository (../shared/corpus), where there is one
         sets["real corpus"] = real
     extractors = {"pypdfium2": _pdfium_text, "pdfminer.six": _pdfminer_text}

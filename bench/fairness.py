@@ -10,9 +10,9 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from bench import openai_stub
 from bench.common import Context, Figure, Result, Table, wait_for
 from bench.ingest_run import CLIENT_THREADS, FINAL, Uploader, warm_up
+from tests import openai_stub
 
 TEXT = b"Tide tables list the hours of high and low water for each harbour along the coast.\n" * 20
 
@@ -29,9 +29,9 @@ def run(ctx: Context) -> Result:
         "CHUTE_WORKER_METRICS_PORT": "0",
     }
     with (
-        openai_stub.running(384) as base_url,
+        openai_stub.running(384) as stub,
         services.api(),
-        services.workers("fairness", {**env, "CHUTE_OPENAI_BASE_URL": base_url}),
+        services.workers("fairness", {**env, "CHUTE_OPENAI_BASE_URL": f"{stub}/v1"}),
     ):
         warm_up(services, 1)
         flooder = Uploader(services.api_url, services.create_key()[1])

@@ -18,17 +18,16 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import REPO, Context, Figure, Result, Table, loadavg
+from bench.common import Context, Figure, Result, Table, loadavg
 from bench.corpus import corpus_size, generate, pipeline_chunks
+from bench.real_text import SCIFACT
 from bench.report import grouped_bar_chart, line_chart
 from shared.pipeline.embedding import (
     RUNTIMES,
@@ -39,9 +38,8 @@ from shared.pipeline.embedding import (
     make_local_embedder,
 )
 from shared.settings import Settings
+from tests.corpus import CORPUS, read_manifest
 
-REAL_CORPUS = REPO.parent / "shared" / "corpus"
-SCIFACT = REPO.parent / "shared" / "retrieval" / "scifact" / "corpus.jsonl"
 MIN_COSINE = 0.99
 REPEATS = 3
 
@@ -360,28 +358,19 @@ def _agreement(vectors: dict[str, np.ndarray], reference: dict[str, np.ndarray])
     return float(cosine.min()), float(cosine.mean())
 
 
-def manifest_queries(corpus: Path) -> list[tuple[str, str]]:
-    """(file, query) pairs from the real corpus's MANIFEST.md."""
-    pairs = []
-    for line in (corpus / "MANIFEST.md").read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and (match := re.fullmatch(r"`(.+)`", cells[2])):
-            pairs.append((cells[0], match.group(1)))
-    return pairs
-
-
 def _retrieval(embedders: dict[str, Embedder], smoke: bool) -> dict[str, dict[str, object]]:
     """Top-3 file hits and top-1 agreement with torch on the real corpus (exact search)."""
-    if not (REAL_CORPUS / "MANIFEST.md").exists():
+    if not (CORPUS / "MANIFEST.md").exists():
         return {}
     from shared.pipeline.chunking import ChunkingSettings, chunk
     from shared.pipeline.extract import extract
 
-    queries = manifest_queries(REAL_CORPUS)
+    # The queries MANIFEST.md gives, as written (without OCR: the scanned table has none).
+    queries = [(item.filename, item.find) for item in read_manifest(ocr=False) if item.find]
     owners: list[str] = []
     texts: list[str] = []
     for name, _ in queries[: 3 if smoke else None]:
-        path = REAL_CORPUS / name
+        path = CORPUS / name
         for piece in chunk(extract(path, path.suffix.lstrip(".")), ChunkingSettings()):
             owners.append(name)
             texts.append(piece.text)

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, Context, Figure, Result, Table
+from bench.common import Context, Figure, Result, Table
 from bench.report import grouped_bar_chart
 from shared.pipeline.extractors.ocr import OcrOptions, PageReader
+from tests.corpus import CORPUS
 from tests.documents import scan_sentences, scanned_page, scanned_pdf
 
-SCANNED_CORPUS_PDF = REPO.parent / "shared" / "corpus" / "single_table.pdf"
+SCANNED_CORPUS_PDF = CORPUS / "single_table.pdf"
 # single_table.pdf's table, typed from the page.
 CORPUS_TRUTH = (
     "Processing total chunks mean chunks per document (std) tables mean (std) "

@@ -11,7 +11,6 @@ from contextlib import suppress
 from dataclasses import asdict
 from typing import Any
 
-from bench import openai_stub
 from bench.common import Context, Figure, Result, Table, percentile
 from bench.corpus import CorpusFile, generate
 from bench.ingest_run import STAGES, IngestRun, drive, warm_up
@@ -23,6 +22,7 @@ from shared.pipeline.embedding import make_local_embedder, runtime_of
 from shared.pipeline.extract import extract, extract_data
 from shared.pipeline.extractors.ocr import OcrOptions
 from shared.settings import Settings
+from tests import openai_stub
 
 
 def run(ctx: Context) -> Result:
@@ -30,11 +30,11 @@ def run(ctx: Context) -> Result:
     files = generate(ctx.work / "small", documents=6 if ctx.smoke else 200, max_pages=1, seed=11)
     services = ctx.services
     runs: dict[str, IngestRun] = {}
-    with openai_stub.running(384) as base_url, services.api():
+    with openai_stub.running(384) as stub, services.api():
         for label, processes in CONFIGURATIONS:
             env = {
                 "CHUTE_EMBEDDING_PROVIDER": "openai",
-                "CHUTE_OPENAI_BASE_URL": base_url,
+                "CHUTE_OPENAI_BASE_URL": f"{stub}/v1",
                 "CHUTE_EMBEDDING_MODEL": "stub",
                 "CHUTE_EMBEDDING_DIMENSIONS": "384",
                 "CHUTE_WORKER_CONCURRENCY": str(processes),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from bench.common import Result, fmt
 
@@ -32,6 +34,35 @@ ORDER = [
 ]
 
 
+@contextmanager
+def _chart(path: Path, *, title: str, ylabel: str, log: bool = False) -> Iterator[Any]:
+    """A 7x3.8 in chart's axes to draw on; titled, labelled and saved to `path` at the end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
+    try:
+        yield ax
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def _slant_long_axis(ax: Any, labels: Sequence[str]) -> None:
+    """More than four x labels are drawn smaller and slanted, so they do not overlap."""
+    if len(labels) > 4:
+        ax.tick_params(axis="x", labelsize=8, rotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+
+
 def bar_chart(
     path: Path,
     labels: Sequence[str],
@@ -43,27 +74,14 @@ def bar_chart(
     target_label: str = "target",
     log: bool = False,
 ) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
-    bars = ax.bar(list(labels), list(values), color="#4C78A8")
-    ax.bar_label(bars, labels=[fmt(v) for v in values], padding=2, fontsize=8)
-    if target is not None:
-        ax.axhline(target, color="#E45756", linestyle="--", linewidth=1, label=target_label)
-        ax.legend(fontsize=8)
-    if log:
-        ax.set_yscale("log")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel)
-    ax.tick_params(axis="x", labelsize=8, rotation=30 if len(labels) > 4 else 0)
-    if len(labels) > 4:
-        plt.setp(ax.get_xticklabels(), ha="right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with _chart(path, title=title, ylabel=ylabel, log=log) as ax:
+        bars = ax.bar(list(labels), list(values), color="#4C78A8")
+        ax.bar_label(bars, labels=[fmt(v) for v in values], padding=2, fontsize=8)
+        if target is not None:
+            ax.axhline(target, color="#E45756", linestyle="--", linewidth=1, label=target_label)
+            ax.legend(fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        _slant_long_axis(ax, labels)
     return path.name
 
 
@@ -76,29 +94,15 @@ def grouped_bar_chart(
     ylabel: str,
     log: bool = False,
 ) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
-    width = 0.8 / max(1, len(series))
-    for offset, (name, values) in enumerate(series.items()):
-        xs = [i + offset * width for i in range(len(groups))]
-        bars = ax.bar(xs, list(values), width, label=name)
-        ax.bar_label(bars, labels=[fmt(v) for v in values], padding=2, fontsize=7)
-    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))], list(groups))
-    if len(groups) > 4:
-        ax.tick_params(axis="x", labelsize=8, rotation=30)
-        plt.setp(ax.get_xticklabels(), ha="right")
-    if log:
-        ax.set_yscale("log")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with _chart(path, title=title, ylabel=ylabel, log=log) as ax:
+        width = 0.8 / max(1, len(series))
+        for offset, (name, values) in enumerate(series.items()):
+            xs = [i + offset * width for i in range(len(groups))]
+            bars = ax.bar(xs, list(values), width, label=name)
+            ax.bar_label(bars, labels=[fmt(v) for v in values], padding=2, fontsize=7)
+        ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))], list(groups))
+        _slant_long_axis(ax, groups)
+        ax.legend(fontsize=8)
     return path.name
 
 
@@ -112,24 +116,14 @@ def line_chart(
     ylabel: str,
     logx: bool = False,
 ) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
-    for name, ys in series.items():
-        ax.plot(list(xs), list(ys), marker="o", label=name)
-    if logx:
-        ax.set_xscale("log", base=2)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with _chart(path, title=title, ylabel=ylabel) as ax:
+        for name, ys in series.items():
+            ax.plot(list(xs), list(ys), marker="o", label=name)
+        if logx:
+            ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return path.name
 
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import openai_stub
 from bench.common import Context, Figure, Result, Table, loadavg, wait_for
 from bench.corpus import CorpusFile, Prose
 from bench.ingest_run import IngestRun, drive, warm_up
 from bench.report import line_chart
 from bench.services import Services
 from infra.hosts import Host, HostsUnavailable, isolated_hosts, listen_options
+from tests import openai_stub
 
 HOSTS = 3
 TARGET_SPEEDUP = 1.8
@@ -69,12 +69,10 @@ def run(ctx: Context) -> Result:
         except HostsUnavailable as error:
             result.notes.append(f"Skipped: {error}. The benchmark needs root (`ip netns`, veth pairs).")
             return result
-        base_url = resources.enter_context(
-            openai_stub.running(384, latency=size.latency, host=hosts[0].host_ip)
-        )
+        stub = resources.enter_context(openai_stub.running(384, latency=size.latency, host=hosts[0].host_ip))
         services = Services(
             ctx.work / "scale-stack",
-            {**SETTINGS, "CHUTE_OPENAI_BASE_URL": base_url, "CHUTE_LEASE_SECONDS": str(size.lease)},
+            {**SETTINGS, "CHUTE_OPENAI_BASE_URL": f"{stub}/v1", "CHUTE_LEASE_SECONDS": str(size.lease)},
             **listen_options(hosts),
         )
         resources.callback(services.close)

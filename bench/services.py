@@ -3,10 +3,7 @@ the API and workers started and stopped by each benchmark with the settings it m
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,22 +52,12 @@ class Services:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.stack.ports.api}"
-
-    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {**os.environ, **self.stack.env, **(extra or {})}
+        return self.stack.api_url
 
     def create_key(self, tenant: str | None = None) -> tuple[str, str]:
         """A new tenant and its API key: (tenant, key)."""
         tenant = tenant or f"bench-{uuid.uuid4().hex[:10]}"
-        out = subprocess.run(
-            [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", tenant],
-            env=self.env(),
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        return tenant, out.strip().splitlines()[-1]
+        return tenant, self.stack.create_key(tenant)
 
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.stack.database_url, autocommit=True)

@@ -42,7 +42,10 @@ class Unreachable(CliError):
 
 
 def resolve_url(url: str | None) -> str:
-    url = (url or os.environ.get("CHUTE_URL") or DEFAULT_URL).strip().rstrip("/")
+    """`--url`, else `CHUTE_URL`, else the local stack's (`.chute/env`), else the default."""
+    from cli.local_stack import api_url
+
+    url = (url or api_url() or DEFAULT_URL).strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise CliError(
             f"The API URL '{url}' must start with http:// or https:// (--url or CHUTE_URL).", exit_code=2

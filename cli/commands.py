@@ -1,7 +1,8 @@
 """The client commands: upload, status, ls, search, rm. They talk to the API over HTTP only.
 
-Settings come from flags or the environment: `--url` / `CHUTE_URL` (default http://127.0.0.1:8000)
-and `--api-key` / `CHUTE_API_KEY`. Exit codes: 0 success; 1 something failed (an API error, a file
+Settings come from flags or the environment: `--url` / `CHUTE_URL` (else, in a project with a running
+local stack, its address from `.chute/env`; else http://127.0.0.1:8000) and `--api-key` /
+`CHUTE_API_KEY`. Exit codes: 0 success; 1 something failed (an API error, a file
 rejected or not indexed); 2 bad usage (missing key, bad id, missing path); 130 interrupted.
 Heavy modules (httpx, rich tables) are imported inside the commands so `chute --help` stays fast.
 """
@@ -32,7 +33,7 @@ UrlOption = Annotated[
     typer.Option(
         "--url",
         envvar="CHUTE_URL",
-        help="The Chute API's address (default http://127.0.0.1:8000).",
+        help="The Chute API's address (default: the local stack's, else http://127.0.0.1:8000).",
         show_default=False,
         rich_help_panel="Connection",
     ),

@@ -1,4 +1,5 @@
-"""`chute keys create|list|revoke|rotate`: API keys, administered with the server's CHUTE_* settings.
+"""`chute keys create|list|revoke|rotate`: API keys, administered with the server's CHUTE_* settings
+(or, in the project directory, the local stack's: `cli.local_stack`).
 
 A revocation is published on Redis after it commits, so every API process refuses the key at once and
 closes its open streams.
@@ -71,14 +72,14 @@ def create_key(
     expires_in_days: ExpiresOption = None,
 ) -> None:
     """Create an API key for a tenant (the tenant is created if new). The key is printed once, last."""
+    from cli.local_stack import server_settings
     from shared.repositories import keys
-    from shared.settings import get_settings
 
     if not TENANT_PATTERN.match(tenant):
         raise typer.BadParameter(
             "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
         )
-    with _transaction(get_settings()) as conn:
+    with _transaction(server_settings()) as conn:
         key = keys.create_key(conn, tenant, label=label, expires_at=_expiry(expires_in_days))
     typer.echo(f"Created an API key for tenant '{tenant}'. It is shown only this once:")
     typer.echo(key)
@@ -89,11 +90,11 @@ def list_keys(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
 ) -> None:
     """Every key (or one tenant's): id, prefix, label, and whether it is active, expired or revoked."""
+    from cli.local_stack import server_settings
     from cli.render import cell, stdout_console
     from shared.repositories import keys
-    from shared.settings import get_settings
 
-    with _transaction(get_settings()) as conn:
+    with _transaction(server_settings()) as conn:
         rows = keys.list_keys(conn, tenant)
     from rich.table import Table
 
@@ -130,10 +131,10 @@ def revoke_key(
     key: Annotated[str, typer.Argument(help="The key's id or prefix, as `keys list` shows.")],
 ) -> None:
     """Revoke a key: every API process refuses it at once and closes its open streams."""
+    from cli.local_stack import server_settings
     from shared.services import api_keys
-    from shared.settings import get_settings
 
-    settings = get_settings()
+    settings = server_settings()
     with _transaction(settings) as conn:
         row = api_keys.revoke(conn, key)
     _publish_revoked(settings, row["key_hash"])
@@ -146,10 +147,10 @@ def rotate_key(
     expires_in_days: ExpiresOption = None,
 ) -> None:
     """Replace a key: a new one (same tenant and label) is printed once, last; the old one is revoked."""
+    from cli.local_stack import server_settings
     from shared.services import api_keys
-    from shared.settings import get_settings
 
-    settings = get_settings()
+    settings = server_settings()
     with _transaction(settings) as conn:
         new_key, old = api_keys.rotate(conn, key, _expiry(expires_in_days))
     _publish_revoked(settings, old["key_hash"])

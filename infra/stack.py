@@ -281,6 +281,10 @@ class Stack:
         return f"postgresql://postgres:{self.passwords.postgres}@{host}:{self.ports.postgres}/{database}"
 
     @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
     def s3_host(self) -> str:
         return self.listen_hosts[0] if self.listen_hosts else "127.0.0.1"
 
@@ -301,11 +305,8 @@ class Stack:
             "CHUTE_S3_ACCESS_KEY_ID": self.s3_access_key_id,
             "CHUTE_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
             "CHUTE_WORK_DIR": str(self.root / "work"),
-            "DO_NOT_TRACK": "1",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "ORT_DISABLE_TELEMETRY": "1",
-            "UNSTRUCTURED_DISABLE_NOTICE": "1",
+            # The library switches (no telemetry, offline) each process sets at start:
+            # shared/pipeline/environment.py.
             "TOKENIZERS_PARALLELISM": "false",
             **self.extra_env,
         }
@@ -552,6 +553,27 @@ class Stack:
         subprocess.run([sys.executable, "-m", "cli.main", "migrate"], check=True, env=env)
         subprocess.run([sys.executable, "-m", "cli.main", "bucket", "create"], check=True, env=env)
 
+    def create_key(self, tenant: str) -> str:
+        """A new API key for `tenant`, made the way an operator does: `chute keys create`."""
+        out = subprocess.run(
+            [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", tenant],
+            env={**os.environ, **self.env},
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return out.strip().splitlines()[-1]
+
+    def write_env_file(self) -> Path:
+        """`<root>/env`, readable by its owner only: every Chute process's `CHUTE_*` settings and the
+        API's address (`CHUTE_URL`), as `export` lines. `chute` run in the project reads it by itself
+        (cli/local_stack.py); a shell may source it."""
+        settings = {name: value for name, value in self.env.items() if name.startswith("CHUTE_")}
+        path = self.root / "env"
+        variables = {**settings, "CHUTE_URL": self.api_url}
+        _write_private(path, "".join(f"export {name}={value}\n" for name, value in variables.items()))
+        return path
+
     # -- Chute itself ----------------------------------------------------------------------------
 
     def start_api(self, *, env: dict[str, str] | None = None) -> None:
@@ -571,7 +593,7 @@ class Stack:
             env=env,
         )
         wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{self.ports.api}/health", timeout=1).status_code == 200,
+            lambda: httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200,
             "API",
             process=process,
         )
@@ -689,26 +711,15 @@ def up(root: Path, ports: Ports, *, embedding_server: bool = False) -> None:
         stack.start_services()
         key_file = root / "dev-api-key"
         if not key_file.exists():
-            env = {**os.environ, **stack.env}
-            out = subprocess.run(
-                [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", "dev"],
-                check=True,
-                env=env,
-                capture_output=True,
-                text=True,
-            ).stdout
-            key_file.write_text(out.strip().splitlines()[-1] + "\n")
-            key_file.chmod(0o600)
+            _write_private(key_file, stack.create_key("dev") + "\n")
         if embedding_server:
             print(f"Starting the embedding server :{stack.ports.embeddings} ...", flush=True)
             stack.extra_env.update(stack.start_embedding_server())  # the worker and the API use it
         stack.start_worker()
         stack.start_reconciler()
         stack.start_api()
-        _write_private(
-            root / "env", "".join(f"export {k}={v}\n" for k, v in stack.env.items() if k.startswith("CHUTE_"))
-        )
-        print(f"\nChute is running: http://127.0.0.1:{stack.ports.api}  (OpenAPI: /openapi.json)")
+        stack.write_env_file()
+        print(f"\nChute is running: {stack.api_url}  (OpenAPI: /openapi.json)")
         print(f"Development API key (tenant 'dev'): {key_file.read_text().strip()}   [{key_file}]")
         print(f"OCR of scans and images: {ocr_state(OcrOptions.from_settings(Settings()))}")
         if embedding_server:

@@ -13,7 +13,7 @@ import pytest
 
 from infra.stack import Ports, Stack, free_port
 from shared.pipeline.environment import configure_library_environment
-from tests.helpers import Bucket, ChuteClient, create_key
+from tests.helpers import Bucket, ChuteClient
 
 # Unit tests extract and embed in this process: the switches a worker sets at start, set here too.
 configure_library_environment()
@@ -36,18 +36,19 @@ STACK_SETTINGS = {
 WORKER_METRICS_PORT = free_port()
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("stack")
+    """Laid out as `make up` leaves a project: the stack in `<project>/.chute`, with its `env` file."""
+    root = tmp_path_factory.mktemp("project") / ".chute"
     stack = Stack(root, Ports.free(), extra_env=STACK_SETTINGS)
     try:
         stack.start_services()
         stack.start_worker(env={"CHUTE_WORKER_METRICS_PORT": str(WORKER_METRICS_PORT)})
         stack.start_reconciler()
         stack.start_api()
+        stack.write_env_file()
         yield stack
     finally:
         stack.stop_all()
@@ -58,20 +59,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def tenant_key(stack: Stack) -> str:
     """A fresh tenant per test: tenants are walls, so tests cannot see each other's documents."""
-    return create_key(stack, f"t-{uuid.uuid4().hex[:12]}")
+    return stack.create_key(f"t-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
 def client(stack: Stack, tenant_key: str) -> Iterator[ChuteClient]:
-    with ChuteClient(f"http://127.0.0.1:{stack.ports.api}", tenant_key) as chute:
+    with ChuteClient(stack.api_url, tenant_key) as chute:
         yield chute
 
 
 @pytest.fixture
 def other_client(stack: Stack) -> Iterator[ChuteClient]:
-    with ChuteClient(
-        f"http://127.0.0.1:{stack.ports.api}", create_key(stack, f"o-{uuid.uuid4().hex[:12]}")
-    ) as chute:
+    with ChuteClient(stack.api_url, stack.create_key(f"o-{uuid.uuid4().hex[:12]}")) as chute:
         yield chute
 
 
@@ -82,5 +81,5 @@ def bucket(stack: Stack) -> Bucket:
 
 @pytest.fixture
 def anonymous(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports.api}", timeout=30) as http:
+    with httpx.Client(base_url=stack.api_url, timeout=30) as http:
         yield http

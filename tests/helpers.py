@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from infra.stack import Stack
-
 FINAL = {"indexed", "failed", "cancelled", "expired"}
-
-
-def create_key(stack: Stack, tenant: str) -> str:
-    """A new API key for `tenant`, made the way an operator does: `chute keys create`."""
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", tenant],
-        env={**os.environ, **stack.env},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
 
 
 class ChuteClient:

@@ -157,7 +157,8 @@ def client_process(url: str, requests: list[list[str]], threads: int, start: Any
         worker.join()
 
 
-def scrape(url: str) -> dict[str, float]:
+def server_metrics(url: str) -> dict[str, float]:
+    """The server's counters and histogram sums and counts, by name without the common prefix."""
     prefix = "chute_embedding_server_"
     values = {}
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
@@ -186,13 +187,13 @@ def through_http(url: str, pid: int, chunks: list[str], clients: int) -> dict[st
     for worker in workers:
         worker.start()
     time.sleep(3.0)  # client processes up (httpx imported) and waiting
-    before, cpu_before = scrape(url), cpu_seconds(pid)
+    before, cpu_before = server_metrics(url), cpu_seconds(pid)
     started = time.perf_counter()
     start.set()
     for worker in workers:
         worker.join()
     seconds = time.perf_counter() - started
-    after, cpu_after = scrape(url), cpu_seconds(pid)
+    after, cpu_after = server_metrics(url), cpu_seconds(pid)
     if any(worker.exitcode for worker in workers):
         raise RuntimeError("a client process failed")
 

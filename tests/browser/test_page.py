@@ -6,24 +6,21 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Route, expect
 
 from infra.stack import Stack
 from tests.browser.conftest import ChutePage, record_timing
-from tests.conftest import CORPUS, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD
+from tests.conftest import MULTIPART_PART_SIZE, MULTIPART_THRESHOLD
 from tests.documents import big_docx
 from tests.helpers import Bucket, ChuteClient
+from tests.unit.sample_documents import encrypted_pdf, text_pdf
 
 INDEXED_TIMEOUT = 180_000
 CAVES = "The survey crew mapped seventeen kilometres of limestone caves under the plateau."
-
-
-def corpus_file(name: str) -> Path:
-    path = CORPUS / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the shared corpus lives in ../shared/corpus)")
-    return path
+MEMO = (
+    "Memo: relief supplies for the flooded valley\n"
+    "The trucks delivered 10,000 blankets, bottles of water and laptops to the shelters on Tuesday."
+)
 
 
 def watch_upload_percentages(chute: ChutePage) -> None:
@@ -47,7 +44,8 @@ def test_uploads_a_pdf_and_a_multipart_file_then_finds_the_passage(
     chute_page: ChutePage, tmp_path: Path
 ) -> None:
     page = chute_page.page
-    memo = corpus_file("fake-memo.pdf")
+    memo = tmp_path / "memo.pdf"
+    memo.write_bytes(text_pdf([MEMO]))
     big = tmp_path / "caves.docx"
     big.write_bytes(big_docx(MULTIPART_THRESHOLD + MULTIPART_PART_SIZE, CAVES))
     assert big.stat().st_size > MULTIPART_THRESHOLD
@@ -62,7 +60,7 @@ def test_uploads_a_pdf_and_a_multipart_file_then_finds_the_passage(
     watch_upload_percentages(chute_page)
     page.get_by_label("Choose files…").set_input_files([memo, big])
 
-    memo_row, big_row = chute_page.row("fake-memo.pdf"), chute_page.row("caves.docx")
+    memo_row, big_row = chute_page.row("memo.pdf"), chute_page.row("caves.docx")
     for row in (memo_row, big_row):
         expect(row).to_have_attribute("data-status", "indexed", timeout=INDEXED_TIMEOUT)
         expect(row.locator(".upload-bar")).to_have_js_property("value", 100)
@@ -90,7 +88,7 @@ def test_uploads_a_pdf_and_a_multipart_file_then_finds_the_passage(
     page.get_by_role("button", name="Search", exact=True).click()
     first = page.locator("#results .hit").first
     # The API may still be loading its query model on a busy machine: the first search can take seconds.
-    expect(first.locator(".file-name")).to_have_text("fake-memo.pdf", timeout=60_000)
+    expect(first.locator(".file-name")).to_have_text("memo.pdf", timeout=60_000)
     expect(first.locator(".page")).to_have_text("page 1")
     expect(first.locator(".passage")).to_contain_text("10,000 blankets")
     chute_page.screenshot("02-search")
@@ -108,9 +106,11 @@ def test_failing_documents_show_their_error_and_can_be_deleted(
     chute_page.use_key()
     expect(page.locator("#key-message")).to_contain_text("Key accepted")
 
+    password_protected = encrypted_pdf(text_pdf([MEMO]), user_password="open", owner_password="owner")
+
     chute_page.drop(
         [
-            ("password.pdf", corpus_file("password.pdf").read_bytes(), "application/pdf"),
+            ("password.pdf", password_protected, "application/pdf"),
             ("setup.exe", b"MZ\x90\x00 not a document", "application/x-msdownload"),
         ]
     )

@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from infra.stack import Ports, Stack
-from tests.helpers import ChuteClient, create_key
+from tests.helpers import ChuteClient
 
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ def pool_children(main_pid: int) -> list[psutil.Process]:
 
 def new_client(stack: Stack, prefix: str = "f") -> ChuteClient:
     """A client of a fresh tenant, so each test sees only its own documents."""
-    key = create_key(stack, f"{prefix}-{uuid.uuid4().hex[:10]}")
+    key = stack.create_key(f"{prefix}-{uuid.uuid4().hex[:10]}")
     return ChuteClient(f"http://127.0.0.1:{stack.ports.api}", key)
 
 

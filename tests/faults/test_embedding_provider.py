@@ -5,38 +5,24 @@ chunks written."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from infra.stack import Stack, free_port, port_open, wait_until
+from infra.stack import Stack
+from tests import openai_stub
 from tests.faults.support import FAULT_SETTINGS, new_client, query, running_stack, start_worker
 from tests.helpers import ChuteClient
 
-REPO = Path(__file__).resolve().parents[2]
 TEXT = b"The ferry timetable changes in winter: boats leave the harbour every ninety minutes.\n"
 
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.openai_server", "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: port_open(port), "OpenAI test server", process=process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with openai_stub.running() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

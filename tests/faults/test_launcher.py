@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.local_stack import read_env_file
 from infra.stack import Ports, Stack, leftover_groups
 from tests.faults.support import REPO, Figures
 from tests.helpers import Bucket, ChuteClient
@@ -31,12 +32,6 @@ class Launcher:
 
     def client(self, root: Path) -> ChuteClient:
         return ChuteClient(self.api_url, (root / "dev-api-key").read_text().strip())
-
-
-def stack_settings(root: Path) -> dict[str, str]:
-    """The settings a running stack wrote to `root/env` (`export NAME=value` lines)."""
-    lines = (root / "env").read_text().splitlines()
-    return dict(line.removeprefix("export ").split("=", 1) for line in lines)
 
 
 def start_up(root: Path, timeout: float = 180) -> Launcher:
@@ -112,7 +107,7 @@ def test_objects_survive_a_restart_and_reindex_reads_them(tmp_path: Path, figure
                     chute.search("when does the ferry leave?", k=1)[0]["document_id"]
                     == (document["document_id"])
                 )
-            assert Bucket(stack_settings(root)).read(document["object_key"]) == data
+            assert Bucket(read_env_file(root / "env")).read(document["object_key"]) == data
         finally:
             stop_up(second)
 

@@ -23,6 +23,13 @@ def chunks(total: int, piece: bytes = b" " * MiB) -> Iterator[bytes]:
         yield piece
 
 
+def proxied_upload(client: ChuteClient, form: bytes) -> httpx.Response:
+    """`POST /v1/documents` with a multipart body written by hand, its boundary `b`."""
+    return client.http.post(
+        "/v1/documents", content=form, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+
+
 def test_an_anonymous_300_mb_body_is_refused_unread(
     stack: Stack, anonymous: httpx.Client, client: ChuteClient
 ) -> None:
@@ -120,9 +127,7 @@ def test_a_proxied_upload_with_bad_text_is_refused_whole(
         b"Content-Type: text/plain\r\n\r\nhello there\r\n--b--\r\n"
     )
 
-    answer = client.http.post(
-        "/v1/documents", content=form, headers={"Content-Type": "multipart/form-data; boundary=b"}
-    )
+    answer = proxied_upload(client, form)
 
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "validation_error"
@@ -135,9 +140,7 @@ def test_a_malformed_multipart_body_answers_400_and_leaves_nothing(client: Chute
         b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\rX\r\n\r\nhello\r\n--b--\r\n'
     )
 
-    answer = client.http.post(
-        "/v1/documents", content=form, headers={"Content-Type": "multipart/form-data; boundary=b"}
-    )
+    answer = proxied_upload(client, form)
 
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_form"

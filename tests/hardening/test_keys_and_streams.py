@@ -18,7 +18,6 @@ import redis
 
 from infra.stack import Stack
 from tests.hardening.conftest import ExtraApi
-from tests.helpers import create_key
 
 
 def keys_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,7 +87,7 @@ def test_keys_are_listed_with_label_and_expiry(stack: Stack) -> None:
 
 def test_revoking_a_key_stops_it_at_once_and_ends_its_streams(stack: Stack) -> None:
     url = f"http://127.0.0.1:{stack.ports.api}"
-    key = create_key(stack, f"r-{uuid.uuid4().hex[:10]}")
+    key = stack.create_key(f"r-{uuid.uuid4().hex[:10]}")
     document_id = presign(url, key)  # awaits its upload: a stream on it stays open
 
     with watching(url, key, document_id) as names:
@@ -105,7 +104,7 @@ def test_revoking_a_key_stops_it_at_once_and_ends_its_streams(stack: Stack) -> N
 def test_rotating_a_key_replaces_it(stack: Stack) -> None:
     url = f"http://127.0.0.1:{stack.ports.api}"
     tenant = f"q-{uuid.uuid4().hex[:10]}"
-    old = create_key(stack, tenant)
+    old = stack.create_key(tenant)
     assert httpx.get(f"{url}/v1/documents", headers={"Authorization": f"Bearer {old}"}).status_code == 200
 
     rotated = keys_cli(stack, "rotate", prefix_of(old))
@@ -119,7 +118,7 @@ def test_rotating_a_key_replaces_it(stack: Stack) -> None:
 
 def test_an_expired_key_is_refused(stack: Stack) -> None:
     url = f"http://127.0.0.1:{stack.ports.api}"
-    key = create_key(stack, f"e-{uuid.uuid4().hex[:10]}")
+    key = stack.create_key(f"e-{uuid.uuid4().hex[:10]}")
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         conn.execute(
             "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE prefix = %s",
@@ -137,7 +136,7 @@ def test_streams_are_capped_per_tenant_and_share_one_subscription(
     stack: Stack, extra_api: Callable[[dict[str, str]], ExtraApi]
 ) -> None:
     api = extra_api({"CHUTE_SSE_MAX_STREAMS_PER_TENANT": "3"})
-    key = create_key(stack, f"s-{uuid.uuid4().hex[:10]}")
+    key = stack.create_key(f"s-{uuid.uuid4().hex[:10]}")
     documents = [presign(api.url, key) for _ in range(3)]
     redis_client = redis.Redis.from_url(stack.env["CHUTE_REDIS_URL"])
 

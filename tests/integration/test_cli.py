@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +36,29 @@ SHIPS = "ship,year,harbour\nAurora,1901,Falmouth\nBeacon,1923,Penzance\n"
 
 
 def chute(
-    stack: Stack | None, key: str | None, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    stack: Stack | None,
+    key: str | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed `chute` with CHUTE_URL / CHUTE_API_KEY pointing at the stack."""
+    """Run the installed `chute`, with no CHUTE_* variables but CHUTE_URL / CHUTE_API_KEY pointing
+    at the stack and the key given."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CHUTE_") and k != "COLUMNS"}
     if stack is not None:
-        environment["CHUTE_URL"] = f"http://127.0.0.1:{stack.ports.api}"
+        environment["CHUTE_URL"] = stack.api_url
     if key is not None:
         environment["CHUTE_API_KEY"] = key
     environment.update(env or {})
     return subprocess.run(
-        [str(CHUTE), *args], env=environment, capture_output=True, text=True, timeout=timeout, check=False
+        [str(CHUTE), *args],
+        env=environment,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -235,7 +248,7 @@ def test_upload_on_a_terminal_draws_progress_bars(
     reader.start()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CHUTE_")}
     environment |= {
-        "CHUTE_URL": f"http://127.0.0.1:{stack.ports.api}",
+        "CHUTE_URL": stack.api_url,
         "CHUTE_API_KEY": tenant_key,
         "COLUMNS": "120",
         "TERM": "xterm-256color",
@@ -355,8 +368,38 @@ def test_a_wrong_key_says_so(stack: Stack, tmp_path: Path) -> None:
         assert "API key was refused" in result.stderr and "CHUTE_API_KEY" in result.stderr, args
 
 
+def test_in_the_project_directory_chute_finds_the_local_stack(stack: Stack) -> None:
+    """Where `make up` ran, nothing needs exporting: `chute keys create` (from any folder below the
+    project) and the client commands read the stack's `.chute/env`. The test stack is laid out the same
+    way, on free ports: the API is not at the default address."""
+    project = stack.root.parent
+    below = project / "notes" / "drafts"
+    below.mkdir(parents=True, exist_ok=True)
+
+    created = chute(None, None, "keys", "create", "--tenant", f"p-{uuid.uuid4().hex[:10]}", cwd=below)
+
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    listed = chute(None, key, "ls", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    assert "No documents." in listed.stdout
+
+
+@pytest.mark.parametrize("command", [["keys", "create", "--tenant", "t"], ["keys", "list"], ["migrate"]])
+def test_without_a_stack_or_settings_the_admin_commands_say_what_to_do(
+    command: list[str], tmp_path: Path
+) -> None:
+    result = chute(None, None, *command, cwd=tmp_path)
+
+    assert_clean_failure(result)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: no Chute stack found: start one with `make up`, or set CHUTE_DATABASE_URL"
+    )
+
+
 def test_flags_override_the_environment(stack: Stack, tenant_key: str) -> None:
-    url = f"http://127.0.0.1:{stack.ports.api}"
+    url = stack.api_url
     result = chute(
         None,
         "chute_wrong",

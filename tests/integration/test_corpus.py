@@ -2,58 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-from shared.pipeline.extractors.ocr import OcrOptions, ocr_unavailable
-from tests.conftest import CORPUS
+from tests.corpus import ABSENT, CORPUS, Expectation, read_manifest
 from tests.helpers import ChuteClient
-
-# MANIFEST.md: the scanned single_table.pdf fails `no_text` "(or `indexed` where OCR is configured)".
-# The stack's worker reads scans wherever this machine has Tesseract (CHUTE_OCR=auto, the default);
-# then the words of its table must find it.
-OCR_INSTALLED = ocr_unavailable(OcrOptions()) is None
-SCANNED_WITH_OCR = {"single_table.pdf": ("indexed", None, "Chipper total chunks mean chunks per document")}
-
-
-@dataclass(frozen=True)
-class Expectation:
-    filename: str
-    status: str
-    code: str | None
-    find: str | None
-
-
-def read_manifest(path: Path) -> list[Expectation]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 3 or cells[0] in ("file", "") or set(cells[0]) <= {"-"}:
-            continue
-        filename, expected, find = cells
-        code = re.search(r"code `([a-z_]+)`", expected)
-        if expected.startswith("refused"):
-            status = "refused"
-        elif expected.startswith("indexed"):
-            status = "indexed"
-        else:
-            status = "failed"
-        query = find.strip("`") if find.startswith("`") else None
-        expected_code = code.group(1) if code else None
-        if OCR_INSTALLED and filename in SCANNED_WITH_OCR:
-            status, expected_code, query = SCANNED_WITH_OCR[filename]
-        rows.append(Expectation(filename, status, expected_code, query))
-    return rows
 
 
 @pytest.fixture(scope="module")
 def manifest() -> list[Expectation]:
-    if not (CORPUS / "MANIFEST.md").exists():
-        pytest.skip(f"{CORPUS} not present: the corpus test runs where CI lays shared/ beside the repo")
-    return read_manifest(CORPUS / "MANIFEST.md")
+    if not CORPUS.is_dir():
+        pytest.skip(ABSENT)
+    return read_manifest()
 
 
 def test_every_corpus_file_ends_as_the_manifest_says(

@@ -36,6 +36,18 @@ def start_server(root: Path, **settings: str) -> Stack:
     return stack
 
 
+def served(root: Path, **settings: str) -> tuple[dict[str, str], np.ndarray]:
+    """A server started with `settings`: its /health and its vectors of TEXTS; stopped after."""
+    stack = start_server(root, **settings)
+    try:
+        server = f"http://127.0.0.1:{stack.ports.embeddings}"
+        health = httpx.get(f"{server}/health", timeout=10).json()
+        answer = client(server).embeddings.create(model=MODEL, input=TEXTS)
+    finally:
+        stack.stop_all()
+    return health, np.asarray([row.embedding for row in answer.data], dtype=np.float32)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # A 50 ms wait for a batch to fill: concurrent requests surely meet in one batch.
@@ -186,15 +198,8 @@ def test_a_worker_indexes_a_document_through_the_server(tmp_path_factory: pytest
 
 def test_the_torch_path_gives_the_same_vectors(tmp_path: Path, in_process: np.ndarray) -> None:
     """The sentence-transformers path the GPU runs (here on the CPU in fp32)."""
-    stack = start_server(tmp_path, CHUTE_EMBEDDING_SERVER_DEVICE="cpu", CHUTE_EMBEDDING_RUNTIME="torch")
-    try:
-        server = f"http://127.0.0.1:{stack.ports.embeddings}"
-        health = httpx.get(f"{server}/health", timeout=10).json()
-        answer = client(server).embeddings.create(model=MODEL, input=TEXTS)
-    finally:
-        stack.stop_all()
+    health, vectors = served(tmp_path, CHUTE_EMBEDDING_SERVER_DEVICE="cpu", CHUTE_EMBEDDING_RUNTIME="torch")
 
-    vectors = np.asarray([row.embedding for row in answer.data], dtype=np.float32)
     assert health["runtime"] == "torch"
     assert np.sum(vectors * in_process, axis=1).min() >= 0.999
 
@@ -203,14 +208,7 @@ def test_cuda_fp16_gives_the_cpu_vectors(tmp_path: Path, in_process: np.ndarray)
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no GPU here (torch.cuda.is_available() is False): the CUDA fp16 path was not run")
-    stack = start_server(tmp_path, CHUTE_EMBEDDING_SERVER_DEVICE="cuda")
-    try:
-        server = f"http://127.0.0.1:{stack.ports.embeddings}"
-        health = httpx.get(f"{server}/health", timeout=10).json()
-        answer = client(server).embeddings.create(model=MODEL, input=TEXTS)
-    finally:
-        stack.stop_all()
+    health, vectors = served(tmp_path, CHUTE_EMBEDDING_SERVER_DEVICE="cuda")
 
-    vectors = np.asarray([row.embedding for row in answer.data], dtype=np.float32)
     assert (health["device"], health["runtime"]) == ("cuda", "cuda-fp16")
     assert np.sum(vectors * in_process, axis=1).min() >= 0.999

@@ -39,6 +39,14 @@ def uploaded(client: ChuteClient, name: str) -> dict[str, Any]:
     return dict(presigned)
 
 
+def recovered(client: ChuteClient, stack: Stack, name: str, row: str, *params: Any) -> dict[str, Any]:
+    """Upload `name` without completing it, set its row as `row` says (SQL assignments, behind Chute's
+    back), and wait for the final state the reconciler leads it to."""
+    presigned = uploaded(client, name)
+    sql(stack, f"UPDATE documents SET {row} WHERE id = %s", *params, presigned["document_id"])
+    return client.wait(presigned["document_id"], timeout=60)
+
+
 def notification(key: str, event: str = "ObjectCreated:Post") -> dict[str, Any]:
     from urllib.parse import quote_plus
 
@@ -103,48 +111,30 @@ def test_upload_never_completed_expires(client: ChuteClient, stack: Stack) -> No
 
 
 def test_processing_document_whose_worker_died_is_queued_again(client: ChuteClient, stack: Stack) -> None:
-    presigned = uploaded(client, "orphan.txt")
     # As if a worker claimed it and its host vanished: processing, lease long gone, no message.
-    sql(
-        stack,
-        "UPDATE documents SET status = 'processing', step = 'embedding', attempts = 1, etag = %s,"
-        " lease_expires_at = now() - interval '1 minute', task_id = gen_random_uuid() WHERE id = %s",
-        TEXT_ETAG,
-        presigned["document_id"],
-    )
+    orphan = "status = 'processing', step = 'embedding', attempts = 1, etag = %s,"
+    orphan += " task_id = gen_random_uuid(), lease_expires_at = now() - interval '1 minute'"
 
-    document = client.wait(presigned["document_id"], timeout=60)
+    document = recovered(client, stack, "orphan.txt", orphan, TEXT_ETAG)
 
     assert document["status"] == "indexed"
     assert document["attempts"] == 2
 
 
 def test_queued_document_whose_message_was_lost_is_sent_again(client: ChuteClient, stack: Stack) -> None:
-    presigned = uploaded(client, "lost message.txt")
-    sql(
-        stack,
-        "UPDATE documents SET status = 'queued', queued_at = now() - interval '1 hour', etag = %s,"
-        " task_id = gen_random_uuid() WHERE id = %s",
-        TEXT_ETAG,
-        presigned["document_id"],
-    )
+    lost = "status = 'queued', queued_at = now() - interval '1 hour', etag = %s, task_id = gen_random_uuid()"
 
-    document = client.wait(presigned["document_id"], timeout=60)
+    document = recovered(client, stack, "lost message.txt", lost, TEXT_ETAG)
 
     assert document["status"] == "indexed"
     assert document["attempts"] == 1
 
 
 def test_recovery_past_the_attempt_limit_fails_the_document(client: ChuteClient, stack: Stack) -> None:
-    presigned = uploaded(client, "cursed.txt")
-    sql(
-        stack,
-        "UPDATE documents SET status = 'processing', attempts = 3,"
-        " lease_expires_at = now() - interval '1 minute', task_id = gen_random_uuid() WHERE id = %s",
-        presigned["document_id"],
-    )
+    cursed = "status = 'processing', attempts = 3, task_id = gen_random_uuid(),"
+    cursed += " lease_expires_at = now() - interval '1 minute'"
 
-    document = client.wait(presigned["document_id"], timeout=60)
+    document = recovered(client, stack, "cursed.txt", cursed)
 
     assert document["status"] == "failed"
     assert document["error"]["code"] == "too_many_attempts"

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from infra.stack import Stack
 from shared.pipeline.elements import Chunk
 from shared.repositories.chunks import CANDIDATE_POSTINGS, replace_chunks
-from tests.helpers import ChuteClient, create_key
+from tests.helpers import ChuteClient
 
 DOCS = {
     "bees.txt": "Honey bees communicate the direction of flowers with a waggle dance inside the hive.",
@@ -93,7 +93,7 @@ def test_search_takes_any_text(client: ChuteClient, library: dict[str, str], mod
 
 def test_keyword_search_ranks_rare_words_above_common_ones(stack: Stack) -> None:
     tenant = f"t-{uuid.uuid4().hex[:12]}"
-    key = create_key(stack, tenant)
+    key = stack.create_key(tenant)
     texts = [f"Routine maintenance report number {i} for the pumping station." for i in range(1000)]
     texts[7] = texts[7].replace("Routine", "Impeller cavitation found during routine")
     texts[99] = texts[99].replace("Routine", "Impeller replaced after routine")
@@ -111,7 +111,7 @@ def test_keyword_search_ranks_rare_words_above_common_ones(stack: Stack) -> None
 
 def test_when_every_word_is_common_the_chunks_with_all_of_them_rank(stack: Stack) -> None:
     tenant = f"t-{uuid.uuid4().hex[:12]}"
-    key = create_key(stack, tenant)
+    key = stack.create_key(tenant)
     # Each word in more chunks than CANDIDATE_POSTINGS: only chunks with all the words are ranked.
     texts = [
         f"Pump {'valve' if i % 2 else 'filter'} inspection, station {i}."
@@ -128,7 +128,7 @@ def test_when_every_word_is_common_the_chunks_with_all_of_them_rank(stack: Stack
 
 def test_word_statistics_follow_indexing_reindexing_and_deletion(stack: Stack) -> None:
     tenant = f"t-{uuid.uuid4().hex[:12]}"
-    key = create_key(stack, tenant)
+    key = stack.create_key(tenant)
 
     def chunks_with(word: str) -> int:
         with psycopg.connect(stack.database_url) as conn:

@@ -2,57 +2,26 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
 from shared.errors import DocumentFailed
 from shared.filetypes import file_type_of
 from shared.pipeline.extract import extract
-from shared.pipeline.extractors.ocr import OcrOptions, ocr_unavailable
+from shared.pipeline.extractors.ocr import OcrOptions
 from shared.pipeline.sniff import HEAD_SIZE, check_leading_bytes
+from tests.corpus import ABSENT, CORPUS, OCR_INSTALLED, read_manifest
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 if not CORPUS.is_dir():
-    pytest.skip(
-        "../shared/corpus not present: the corpus test runs where CI lays shared/ beside the repo",
-        allow_module_level=True,
-    )
+    pytest.skip(ABSENT, allow_module_level=True)
 
 # Refused at upload (empty_file) before any extraction; nothing to extract here.
 NOT_EXTRACTED = {"empty.txt"}
-MANIFEST_ROW = re.compile(
-    r"^\|\s*(?P<file>[^|\s]+)\s*\|\s*(?P<expected>[^|]*?)\s*\|\s*(?P<find>[^|]*?)\s*\|$"
-)
-# MANIFEST.md: the scanned single_table.pdf fails `no_text` "(or `indexed` where OCR is configured)".
-# Where this machine has Tesseract, extraction runs with OCR and the words of its table must be read.
-OCR = OcrOptions() if ocr_unavailable(OcrOptions()) is None else None
-SCANNED_WITH_OCR = {"single_table.pdf": ("indexed", "Chipper total chunks mean chunks per document")}
+OCR = OcrOptions() if OCR_INSTALLED else None
 # At least this share of a "find" query's words must be in the text (a few may be inflected).
 MIN_FOUND_SHARE = 0.75
 
 
-def manifest() -> dict[str, tuple[str, str]]:
-    """file name -> (expected outcome, find query or "")."""
-    rows: dict[str, tuple[str, str]] = {}
-    for line in (CORPUS / "MANIFEST.md").read_text(encoding="utf-8").splitlines():
-        match = MANIFEST_ROW.match(line.strip())
-        if match is None or match["file"] in {"file", "---"} or set(match["file"]) <= set("-:"):
-            continue
-        find = re.search(r"`([^`]+)`", match["find"])
-        rows[match["file"]] = (match["expected"], find.group(1) if find else "")
-    return rows
-
-
-def expectation(name: str) -> tuple[str, str]:
-    """MANIFEST.md's expectation for `name`, read as it applies to this machine (OCR or not)."""
-    if OCR is not None and name in SCANNED_WITH_OCR:
-        return SCANNED_WITH_OCR[name]
-    return MANIFEST[name]
-
-
-MANIFEST = manifest()
+MANIFEST = {item.filename: item for item in read_manifest()}
 
 
 def test_manifest_lists_every_corpus_file() -> None:
@@ -65,19 +34,18 @@ def test_corpus_document(name: str) -> None:
     path = CORPUS / name
     file_type = file_type_of(name)
     assert file_type is not None
-    expected, find = expectation(name)
+    expected = MANIFEST[name]
     check_leading_bytes(path.read_bytes()[:HEAD_SIZE], file_type)
-    failed_code = re.search(r"code `(\w+)`", expected)
-    if failed_code is not None:
+    if expected.code is not None:
         with pytest.raises(DocumentFailed) as caught:
             extract(path, file_type, OCR)
-        assert caught.value.code == failed_code.group(1)
+        assert caught.value.code == expected.code
         assert caught.value.message.endswith(".")
         return
-    assert expected.startswith("indexed")
+    assert expected.status == "indexed"
     elements = extract(path, file_type, OCR)
     text = "\n".join(element.text for element in elements).lower()
-    words = find.lower().split()
+    words = (expected.find or "").lower().split()
     missing = [word for word in words if word not in text]
     assert len(words) - len(missing) >= MIN_FOUND_SHARE * len(words), f"missing {missing}"
     assert all(element.text == element.text.strip() and element.text for element in elements)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -21,19 +22,14 @@ from shared.pipeline.environment import LIBRARY_ENVIRONMENT
 from shared.pipeline.isolation import run_isolated
 from tests.unit import isolation_probes as probes
 
+# The bounds most probes run under (a test that needs others passes them).
+isolated = partial(run_isolated, memory_limit=2**28, timeout=30, what="Reading")
+
 
 def test_reports_from_the_child_reach_the_caller_in_order() -> None:
     seen: list[tuple[int, int]] = []
 
-    result = run_isolated(
-        probes.pages,
-        3,
-        0.0,
-        memory_limit=2**28,
-        timeout=30,
-        what="Reading",
-        progress=lambda d, t: seen.append((d, t)),
-    )
+    result = isolated(probes.pages, 3, 0.0, progress=lambda d, t: seen.append((d, t)))
 
     assert result == "read"
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
@@ -41,24 +37,13 @@ def test_reports_from_the_child_reach_the_caller_in_order() -> None:
 
 def test_the_deadline_grows_with_the_pages_the_child_announces() -> None:
     # 4 pages of 0.5 s: longer than the 1 s base timeout, shorter than 1 s + 4 x 1 s.
-    result = run_isolated(
-        probes.pages,
-        4,
-        0.5,
-        memory_limit=2**28,
-        timeout=1,
-        what="Reading",
-        progress=lambda d, t: None,
-        seconds_per_unit=1,
-    )
+    result = isolated(probes.pages, 4, 0.5, timeout=1, progress=lambda d, t: None, seconds_per_unit=1)
     assert result == "read"
 
 
 def test_without_time_per_page_the_base_deadline_stops_the_child() -> None:
     with pytest.raises(DocumentFailed) as caught:
-        run_isolated(
-            probes.pages, 4, 0.5, memory_limit=2**28, timeout=1, what="Reading", progress=lambda d, t: None
-        )
+        isolated(probes.pages, 4, 0.5, timeout=1, progress=lambda d, t: None)
     assert caught.value.code == "timeout"
     assert "Reading took longer than 1 s" in caught.value.message
 
@@ -103,7 +88,7 @@ def test_the_child_sees_none_of_the_workers_secrets(
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
 
-    seen = run_isolated(probes.environment, memory_limit=2**28, timeout=30, what="Reading")
+    seen = isolated(probes.environment)
 
     assert not set(SECRETS) & set(seen), seen
     assert not [value for value in seen.values() if "secret" in value], seen
@@ -127,7 +112,7 @@ def test_the_child_holds_none_of_the_workers_sockets(fresh_process: None) -> Non
         socket.create_connection(listening.getsockname()),
     ):
         assert probes.sockets(), "the test process holds sockets"
-        seen = run_isolated(probes.sockets, memory_limit=2**28, timeout=30, what="Reading")
+        seen = isolated(probes.sockets)
     assert seen == []
 
 
@@ -135,9 +120,7 @@ def test_a_program_the_child_started_dies_with_it_at_the_deadline(tmp_path: Path
     pid_file = tmp_path / "program.pid"
 
     with pytest.raises(DocumentFailed) as caught:
-        run_isolated(
-            probes.start_program_and_hang, str(pid_file), memory_limit=2**28, timeout=2, what="Reading"
-        )
+        isolated(probes.start_program_and_hang, str(pid_file), timeout=2)
 
     assert caught.value.code == "timeout"
     assert _wait_gone(int(pid_file.read_text())), "the child's program outlived it"
@@ -147,19 +130,17 @@ def test_a_pickle_in_place_of_the_reply_runs_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "pickle-ran"
 
     with pytest.raises(DocumentFailed):
-        run_isolated(probes.reply_with_a_pickle, str(marker), memory_limit=2**28, timeout=30, what="Reading")
+        isolated(probes.reply_with_a_pickle, str(marker))
 
     assert not marker.exists(), "the reply was unpickled"
-    assert run_isolated(probes.returns, "next", memory_limit=2**28, timeout=30, what="Reading") == "next"
+    assert isolated(probes.returns, "next") == "next"
 
 
 def test_a_reply_that_is_not_elements_is_a_malformed_reply() -> None:
     hostile = [{"text": "fine", "type": "Title", "page": None, "origin": None}, {"text": 5}]
 
     with pytest.raises(DocumentFailed) as caught:
-        run_isolated(
-            probes.returns, hostile, memory_limit=2**28, timeout=30, what="Reading", decode=elements_from_data
-        )
+        isolated(probes.returns, hostile, decode=elements_from_data)
 
     assert (caught.value.code, caught.value.message) == ("internal_error", "Reading sent a malformed reply.")
 
@@ -168,39 +149,35 @@ def test_elements_travel_as_data() -> None:
     sent = [Element("A pickle: cos\nsystem\n(S'touch x'\ntR.", "Title", 3, "ocr"), Element("Body")]
     data = [element.to_data() for element in sent]
 
-    received = run_isolated(
-        probes.returns, data, memory_limit=2**28, timeout=30, what="Reading", decode=elements_from_data
-    )
+    received = isolated(probes.returns, data, decode=elements_from_data)
 
     assert received == sent
 
 
 def test_an_oversized_reply_is_too_large() -> None:
     with pytest.raises(DocumentFailed) as caught:
-        run_isolated(probes.text, 2**21, memory_limit=2**28, timeout=30, what="Reading", max_reply=2**20)
+        isolated(probes.text, 2**21, max_reply=2**20)
     assert caught.value.code == "too_large"
     assert "more than 1 MiB of data" in caught.value.message
 
 
 def test_a_child_past_its_memory_limit_is_too_large() -> None:
     with pytest.raises(DocumentFailed) as caught:
-        run_isolated(probes.allocates, 512, memory_limit=2**28, timeout=30, what="Reading")
+        isolated(probes.allocates, 512)
     assert caught.value.code == "too_large"
-    assert run_isolated(probes.allocates, 64, memory_limit=2**28, timeout=30, what="Reading") == 64 * 2**20
+    assert isolated(probes.allocates, 64) == 64 * 2**20
 
 
 def test_when_the_extraction_process_dies_the_document_fails_and_the_next_runs(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
 
     with pytest.raises(DocumentFailed) as caught:
-        run_isolated(
-            probes.kill_the_extraction_process, str(pid_file), memory_limit=2**28, timeout=30, what="Reading"
-        )
+        isolated(probes.kill_the_extraction_process, str(pid_file), timeout=30)
 
     assert caught.value.code == "internal_error"
     assert "the extraction process ended unexpectedly" in caught.value.message
     assert _wait_gone(int(pid_file.read_text())), "the document's child outlived the extraction process"
-    assert run_isolated(probes.returns, "next", memory_limit=2**28, timeout=30, what="Reading") == "next"
+    assert isolated(probes.returns, "next") == "next"
 
 
 def test_when_the_worker_dies_the_childs_program_dies_too(tmp_path: Path) -> None:
