@@ -27,7 +27,7 @@ import numpy as np
 import redis
 import structlog
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.metrics import EMBEDDING_REQUESTS, EMBEDDING_THROTTLES
 from shared.pipeline.throttle import SharedPause
 from shared.settings import Settings
@@ -277,7 +277,7 @@ class OpenAIEmbedder:
                 EMBEDDING_REQUESTS.labels("openai", "retried").inc()
                 if attempt == self.retries:
                     raise DocumentFailed(
-                        "embedding_failed",
+                        ErrorCode.EMBEDDING_FAILED,
                         f"The embedding service kept failing ({_describe(error)}) after {attempt + 1} tries; "
                         "reindex the document once it recovers.",
                     ) from error
@@ -290,14 +290,15 @@ class OpenAIEmbedder:
             except openai.APIStatusError as error:
                 EMBEDDING_REQUESTS.labels("openai", "refused").inc()
                 raise DocumentFailed(
-                    "embedding_failed", f"The embedding service refused the request ({_describe(error)})."
+                    ErrorCode.EMBEDDING_FAILED,
+                    f"The embedding service refused the request ({_describe(error)}).",
                 ) from error
         EMBEDDING_REQUESTS.labels("openai", "ok").inc()
         rows = sorted(answer.data, key=lambda item: item.index)
         vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
         if vectors.shape != (len(texts), self.dimensions):
             raise DocumentFailed(
-                "embedding_failed",
+                ErrorCode.EMBEDDING_FAILED,
                 f"The embedding service returned vectors of shape {vectors.shape}; expected "
                 f"{len(texts)} vectors of {self.dimensions} dimensions. Check CHUTE_EMBEDDING_MODEL "
                 "and CHUTE_EMBEDDING_DIMENSIONS.",

@@ -10,7 +10,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
+from shared.filetypes import ZIP_TYPES
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors import describe_failure
 from shared.pipeline.extractors.legacy_office import LEGACY_FORMATS, converter_missing
@@ -92,14 +93,14 @@ def extract(
     extractor = _extractor_for(file_type, ocr, report)
     missing = missing_extractor(file_type, ocr)
     if missing is not None:
-        raise DocumentFailed("extractor_missing", missing)
+        raise DocumentFailed(ErrorCode.EXTRACTOR_MISSING, missing)
     # Callers check the leading bytes before any parsing (docs/architecture.md#i5); checking again
     # costs one small read and keeps a renamed file from reaching a parser and failing as `corrupt`.
     with path.open("rb") as document:
         check_leading_bytes(document.read(HEAD_SIZE), file_type)
     label = _LABELS[file_type]
     try:
-        if file_type in _ZIP_TYPES:
+        if file_type in ZIP_TYPES:
             _check_expansion(path, label)
         raw_elements = extractor(path)
     except DocumentFailed:
@@ -107,11 +108,13 @@ def extract(
     except Exception as exc:
         if _must_propagate(exc):
             raise
-        raise DocumentFailed("corrupt", f"The {label} could not be read: {describe_failure(exc)}.") from exc
+        raise DocumentFailed(
+            ErrorCode.CORRUPT, f"The {label} could not be read: {describe_failure(exc)}."
+        ) from exc
     elements = _cleaned(raw_elements)
     if not elements:
         reason = _NO_TEXT_REASONS.get(file_type, f"the {label} contains only whitespace")
-        raise DocumentFailed("no_text", f"No text could be extracted: {reason}.")
+        raise DocumentFailed(ErrorCode.NO_TEXT, f"No text could be extracted: {reason}.")
     return elements
 
 
@@ -125,7 +128,6 @@ def extract_data(
     return [element.to_data() for element in extract(Path(path), file_type, options, report)]
 
 
-_ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
 MAX_EXPANDED_BYTES = 1024**3
 
 
@@ -135,7 +137,7 @@ def _check_expansion(path: Path, label: str) -> None:
         expanded = sum(member.file_size for member in archive.infolist())
     if expanded > MAX_EXPANDED_BYTES:
         raise DocumentFailed(
-            "too_large",
+            ErrorCode.TOO_LARGE,
             f"The {label} unpacks to {expanded / 1024**3:.1f} GiB, more than the 1 GiB Chute reads; "
             "it may be a zip bomb.",
         )
@@ -220,7 +222,7 @@ def _extractor_for(
     extractor = extractors.get(file_type)
     if extractor is None:
         raise DocumentFailed(
-            "unsupported_type", f"Chute cannot extract text from files of type {file_type!r}."
+            ErrorCode.UNSUPPORTED_TYPE, f"Chute cannot extract text from files of type {file_type!r}."
         )
     return extractor
 

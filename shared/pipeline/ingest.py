@@ -27,7 +27,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from structlog.contextvars import bound_contextvars
 
 from shared.db import transaction
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.events import publish_change
 from shared.metrics import CHUNKS_TRUNCATED
 from shared.pipeline.attempt import PROGRESS, Attempt, Cancelled
@@ -96,7 +96,7 @@ def _process_claimed(attempt: Attempt, row: dict[str, Any]) -> Outcome:
     try:
         if attempt.attempt > settings.max_attempts:
             raise DocumentFailed(
-                "too_many_attempts",
+                ErrorCode.TOO_MANY_ATTEMPTS,
                 f"Processing was tried {settings.max_attempts} times without finishing; "
                 "check the worker logs, then reindex the document.",
             )
@@ -110,15 +110,18 @@ def _process_claimed(attempt: Attempt, row: dict[str, Any]) -> Outcome:
         return Outcome("failed")
     except SoftTimeLimitExceeded:
         attempt.fail(
-            "timeout", f"Processing took longer than {settings.task_soft_time_limit} s and was stopped."
+            ErrorCode.TIMEOUT,
+            f"Processing took longer than {settings.task_soft_time_limit} s and was stopped.",
         )
         return Outcome("failed")
     except ObjectMissing:
-        attempt.fail("upload_not_found", "The uploaded object is no longer in the bucket; upload it again.")
+        attempt.fail(
+            ErrorCode.UPLOAD_NOT_FOUND, "The uploaded object is no longer in the bucket; upload it again."
+        )
         return Outcome("failed")
     except ObjectChanged:
         attempt.fail(
-            "object_changed",
+            ErrorCode.OBJECT_CHANGED,
             "The object in the bucket was replaced after it was checked; it was not indexed. "
             "Upload it again, or reindex the document to check the new object.",
         )
@@ -129,7 +132,7 @@ def _process_claimed(attempt: Attempt, row: dict[str, Any]) -> Outcome:
     except Exception:
         log.exception("ingest.error")
         # The exception's text is in the log above; the tenant gets a plain sentence.
-        attempt.fail("internal_error", "Chute could not process the document; the error was logged.")
+        attempt.fail(ErrorCode.INTERNAL_ERROR, "Chute could not process the document; the error was logged.")
         return Outcome("failed")
     return Outcome("indexed", chunk_count=count)
 
@@ -165,7 +168,7 @@ def _run_stages(attempt: Attempt, row: dict[str, Any]) -> int:
     with attempt.timed("chunk"):
         chunks = chunk(elements, chunking)
     if not chunks:
-        raise DocumentFailed("no_text", "The document has no text to index.")
+        raise DocumentFailed(ErrorCode.NO_TEXT, "The document has no text to index.")
     _check_chunk_count(len(chunks), ctx.settings.max_chunks)
 
     attempt.report_progress("embedding")
@@ -193,7 +196,7 @@ def _check_chunk_count(chunks: int, max_chunks: int) -> None:
     """Refuse a document of more than CHUTE_MAX_CHUNKS chunks before any of it is embedded."""
     if chunks > max_chunks:
         raise DocumentFailed(
-            "too_large",
+            ErrorCode.TOO_LARGE,
             f"The document makes {chunks:,} chunks or more; the limit is {max_chunks:,} chunks "
             "(CHUTE_MAX_CHUNKS). Split it, raise chunk_size, or raise the limit.",
         )

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.pipeline import isolation_server as server
 from shared.pipeline.isolation_server import FrameReader, FrameTooLarge
 
@@ -133,11 +133,13 @@ def run_isolated(
                 break
     except TimeoutError:
         process.abandon(child)
-        raise DocumentFailed("timeout", f"{what} took longer than {limit:.0f} s and was stopped.") from None
+        raise DocumentFailed(
+            ErrorCode.TIMEOUT, f"{what} took longer than {limit:.0f} s and was stopped."
+        ) from None
     except _ProcessGone:
         process.abandon(child)
         raise DocumentFailed(
-            "internal_error",
+            ErrorCode.INTERNAL_ERROR,
             f"{what} stopped: the extraction process ended unexpectedly (it is restarted for the next "
             "document). Reindex the document to try again.",
         ) from None
@@ -154,7 +156,7 @@ def _progress(payload: bytes, what: str) -> tuple[int, int]:
             return done, total
     except ValueError:
         pass
-    raise DocumentFailed("internal_error", f"{what} sent a malformed progress report.")
+    raise DocumentFailed(ErrorCode.INTERNAL_ERROR, f"{what} sent a malformed progress report.")
 
 
 def _result(
@@ -167,12 +169,13 @@ def _result(
 ) -> Any:
     if ended.get("oversized"):
         raise DocumentFailed(
-            "too_large", f"{what} produced more than {max_reply // 2**20} MiB of data and was stopped."
+            ErrorCode.TOO_LARGE,
+            f"{what} produced more than {max_reply // 2**20} MiB of data and was stopped.",
         )
     if outcome is None:
         if ended.get("exit") == -signal.SIGKILL:  # the kernel's OOM killer
             raise _out_of_memory(what, memory_limit)
-        raise DocumentFailed("internal_error", f"{what} crashed (exit status {ended.get('exit')}).")
+        raise DocumentFailed(ErrorCode.INTERNAL_ERROR, f"{what} crashed (exit status {ended.get('exit')}).")
     try:
         reply = json.loads(outcome)
         [(key, value)] = reply.items()
@@ -184,15 +187,15 @@ def _result(
         elif key == "memory":
             failure = _out_of_memory(what, memory_limit)
         else:
-            failure = DocumentFailed("internal_error", f"{what} failed: {value}")
+            failure = DocumentFailed(ErrorCode.INTERNAL_ERROR, f"{what} failed: {value}")
     except (ValueError, TypeError, AttributeError):
-        raise DocumentFailed("internal_error", f"{what} sent a malformed reply.") from None
+        raise DocumentFailed(ErrorCode.INTERNAL_ERROR, f"{what} sent a malformed reply.") from None
     raise failure
 
 
 def _out_of_memory(what: str, memory_limit: int) -> DocumentFailed:
     return DocumentFailed(
-        "too_large",
+        ErrorCode.TOO_LARGE,
         f"{what} needed more than {memory_limit // 2**20} MiB of memory and was stopped; "
         "the document may be a decompression bomb, or too big to read.",
     )
@@ -228,7 +231,7 @@ class _ExtractionProcess:
         if kind != server.READY:
             self.close()
             raise DocumentFailed(
-                "internal_error", "The extraction process did not start; the worker's log says why."
+                ErrorCode.INTERNAL_ERROR, "The extraction process did not start; the worker's log says why."
             )
         self.ready = True
 

@@ -6,7 +6,8 @@ import codecs
 import unicodedata
 from typing import NoReturn
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
+from shared.filetypes import ZIP_TYPES
 
 # How much of a file the checks look at; callers read at most this much.
 HEAD_SIZE = 8 * 1024
@@ -28,7 +29,6 @@ _IMAGE_MAGICS: dict[str, tuple[bytes, ...]] = {
 
 _IMAGE_TYPES = frozenset(_IMAGE_MAGICS) | {"webp"}
 _OLE2_TYPES = frozenset({"doc", "xls", "ppt"})
-_ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
 _TEXT_TYPES = frozenset({"txt", "md", "csv", "html", "eml"})
 
 # Longest BOMs first: the UTF-32 LE BOM begins with the UTF-16 LE one.
@@ -82,7 +82,7 @@ def decode_text(data: bytes) -> str:
 
 
 def check_leading_bytes(head: bytes, file_type: str) -> None:
-    """Raise `DocumentFailed("type_mismatch")` when a file's first bytes do not fit its declared type.
+    """Raise `DocumentFailed(ErrorCode.TYPE_MISMATCH)` when a file's first bytes do not fit its declared type.
 
     `head` is the first up to `HEAD_SIZE` bytes. An encrypted Office file (an OLE2 container holding
     an `EncryptedPackage`) raises `encrypted` instead, since that is what the person must fix.
@@ -91,7 +91,7 @@ def check_leading_bytes(head: bytes, file_type: str) -> None:
     if file_type == "pdf":
         if _PDF_MAGIC not in head[:_PDF_HEADER_WINDOW]:
             _mismatch(head, file_type)
-    elif file_type in _ZIP_TYPES:
+    elif file_type in ZIP_TYPES:
         _check_zip_container(head, file_type)
     elif file_type == "rtf":
         if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_RTF_MAGIC):
@@ -118,7 +118,7 @@ def _image_kind(head: bytes) -> str | None:
 def _check_zip_container(head: bytes, file_type: str) -> None:
     if head.startswith(_OLE2_MAGIC) and "EncryptedPackage".encode("utf-16-le") in head:
         raise DocumentFailed(
-            "encrypted",
+            ErrorCode.ENCRYPTED,
             f"The .{file_type} file is password-protected. Remove the password and upload it again.",
         )
     if not head.startswith(_ZIP_MAGIC):
@@ -147,7 +147,7 @@ def _mismatch(head: bytes, file_type: str) -> NoReturn:
         f"The file is named .{file_type} but its bytes are not {expected} ({_describe(head)}). "
         "Check that the right file was uploaded, or rename it to match its content."
     )
-    raise DocumentFailed("type_mismatch", message)
+    raise DocumentFailed(ErrorCode.TYPE_MISMATCH, message)
 
 
 def _describe(head: bytes) -> str:

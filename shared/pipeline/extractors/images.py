@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors.ocr import OcrOptions, PageReader, PageReport, check_page_count, check_pixels
 
@@ -25,7 +25,9 @@ def extract_image(
     from PIL import Image
 
     if ocr is None:
-        raise DocumentFailed("extractor_missing", "Images can only be read by OCR, which is turned off.")
+        raise DocumentFailed(
+            ErrorCode.EXTRACTOR_MISSING, "Images can only be read by OCR, which is turned off."
+        )
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, with a message that says what to do
     with warnings.catch_warnings():
         # Pillow warns about damaged metadata (EXIF) it skips; only the pixels matter here.

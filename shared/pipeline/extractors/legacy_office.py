@@ -25,7 +25,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors import ParserReport
 
@@ -71,20 +71,20 @@ def _check_container(path: Path, file_type: str) -> None:
         raise ParserReport(f"its OLE2 container is damaged ({exc})") from exc
     if "EncryptedPackage" in streams:
         raise DocumentFailed(
-            "encrypted",
+            ErrorCode.ENCRYPTED,
             f"The .{file_type} file is password-protected. Remove the password and upload it again.",
         )
     for other, (_, markers, label) in LEGACY_FORMATS.items():
         if streams.intersection(markers):
             if other != file_type:
                 raise DocumentFailed(
-                    "type_mismatch",
+                    ErrorCode.TYPE_MISMATCH,
                     f"The file is named .{file_type} but it is {label}. "
                     f"Rename it to .{other} and upload it again.",
                 )
             return
     raise DocumentFailed(
-        "type_mismatch",
+        ErrorCode.TYPE_MISMATCH,
         f"The file is named .{file_type} but it is an OLE2 file that holds no Word, Excel or PowerPoint "
         "document. Check that the right file was uploaded.",
     )
@@ -123,7 +123,7 @@ def _convert(path: Path, modern: str, folder: Path) -> Path:
         process.kill()  # its helpers go with the child's process group when the child ends
         process.wait()
         raise DocumentFailed(
-            "timeout",
+            ErrorCode.TIMEOUT,
             f"LibreOffice took longer than {CONVERT_TIMEOUT_SECONDS} s to convert the file and was stopped.",
         ) from None
     converted = folder / "out" / f"document.{modern}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.pipeline.elements import Element
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def check_page_count(pages: int, options: OcrOptions, label: str) -> None:
     """Refuse a document with more pages to OCR than CHUTE_OCR_MAX_PAGES, before reading any."""
     if pages > options.max_pages:
         raise DocumentFailed(
-            "too_large",
+            ErrorCode.TOO_LARGE,
             f"The {label} has {pages:,} pages to read by OCR; the limit is {options.max_pages:,} "
             "(CHUTE_OCR_MAX_PAGES). Split it, or raise the limit.",
         )
@@ -108,7 +108,7 @@ def check_pixels(width: int, height: int, options: OcrOptions, label: str) -> No
     """Refuse an image bigger than CHUTE_OCR_MAX_IMAGE_PIXELS before it is decoded (decompression bombs)."""
     if width * height > options.max_image_pixels:
         raise DocumentFailed(
-            "too_large",
+            ErrorCode.TOO_LARGE,
             f"The {label} is {width:,} x {height:,} pixels ({width * height / 1e6:.0f} megapixels); "
             f"the limit is {options.max_image_pixels / 1e6:.0f} megapixels (CHUTE_OCR_MAX_IMAGE_PIXELS). "
             "It may be a decompression bomb; scan at a lower resolution.",
@@ -124,7 +124,7 @@ class PageReader:
     def __init__(self, options: OcrOptions, total: int, report: PageReport | None) -> None:
         unavailable = ocr_unavailable(options)
         if unavailable is not None:
-            raise DocumentFailed("extractor_missing", unavailable)
+            raise DocumentFailed(ErrorCode.EXTRACTOR_MISSING, unavailable)
         self._options = options
         self._total = total
         self._done = 0

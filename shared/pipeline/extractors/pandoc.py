@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors import ParserReport
 from shared.pipeline.extractors.html import html_elements
@@ -47,7 +47,9 @@ def pandoc_program() -> str | None:
 def _via_pandoc(path: Path, source_format: str) -> list[Element]:
     program = pandoc_program()
     if program is None:
-        raise DocumentFailed("extractor_missing", "pandoc is not installed (pip install pypandoc-binary).")
+        raise DocumentFailed(
+            ErrorCode.EXTRACTOR_MISSING, "pandoc is not installed (pip install pypandoc-binary)."
+        )
     command = [
         program,
         f"--from={source_format}",
@@ -60,7 +62,8 @@ def _via_pandoc(path: Path, source_format: str) -> list[Element]:
         done = subprocess.run(command, capture_output=True, timeout=PANDOC_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:
         raise DocumentFailed(
-            "timeout", f"pandoc took longer than {PANDOC_TIMEOUT_SECONDS} s to read the file and was stopped."
+            ErrorCode.TIMEOUT,
+            f"pandoc took longer than {PANDOC_TIMEOUT_SECONDS} s to read the file and was stopped.",
         ) from None
     if done.returncode != 0:
         raise ParserReport(f"pandoc reports: {_pandoc_reason(done.stderr, path)}")

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import DocumentFailed
+from shared.errors import DocumentFailed, ErrorCode
 from shared.pipeline.elements import Element
 from shared.pipeline.extractors.ocr import (
     OcrOptions,
@@ -73,7 +73,7 @@ def extract_pdf(path: Path, ocr: OcrOptions | None = None, report: PageReport | 
         unavailable = ocr_unavailable(ocr)
         if scanned and unavailable is not None and not elements:
             raise DocumentFailed(
-                "no_text",
+                ErrorCode.NO_TEXT,
                 f"No text could be extracted: the PDF is scanned (pages without a text layer). {unavailable}",
             )
         if scanned and ocr is not None and unavailable is None:
@@ -133,7 +133,7 @@ def _refuse_truncated(path: Path) -> None:
         tail = file.read()
     if _EOF_MARKER not in tail:
         raise DocumentFailed(
-            "corrupt",
+            ErrorCode.CORRUPT,
             "The PDF is incomplete: it does not end with the %%EOF marker, so the file was probably "
             "cut off during upload or download. Upload the complete file again.",
         )
@@ -143,21 +143,21 @@ def _loading_failure(exc: Exception) -> DocumentFailed:
     code = getattr(exc, "err_code", None)
     if code == _ERR_PASSWORD:
         return DocumentFailed(
-            "encrypted",
+            ErrorCode.ENCRYPTED,
             "The PDF is password-protected and needs a password to open. "
             "Remove the password and upload it again.",
         )
     if code == _ERR_SECURITY:
         return DocumentFailed(
-            "encrypted",
+            ErrorCode.ENCRYPTED,
             "The PDF uses an encryption scheme that cannot be opened here. "
             "Save an unencrypted copy and upload that.",
         )
     if code == _ERR_FORMAT:
         return DocumentFailed(
-            "corrupt", "The PDF could not be read: its structure is damaged or it is not a PDF."
+            ErrorCode.CORRUPT, "The PDF could not be read: its structure is damaged or it is not a PDF."
         )
-    return DocumentFailed("corrupt", f"The PDF could not be read: {exc}.")
+    return DocumentFailed(ErrorCode.CORRUPT, f"The PDF could not be read: {exc}.")
 
 
 def _normalized(text: str) -> str:
