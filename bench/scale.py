@@ -36,6 +36,7 @@ SETTINGS = {
     "CHUTE_EMBEDDING_PROVIDER": "openai",
     "CHUTE_EMBEDDING_MODEL": "stub",
     "CHUTE_EMBEDDING_DIMENSIONS": "384",
+    "CHUTE_WORKER_CONCURRENCY": "1",  # one process a host: hosts are what this counts
 }
 
 

@@ -110,10 +110,11 @@ class Settings(BaseSettings):
     lease_seconds: int = 300
     max_attempts: int = 3
     work_dir: Path | None = None
-    # Processes per worker. With the local model, one per core is fastest (bench/results/REPORT.md),
-    # but each loads its own model and extracts on its own: memory grows with them, so the default
-    # stays one (os.cpu_count() would also ignore a container's CPU quota).
-    worker_concurrency: int = 1
+    # Processes per worker (None: one per core the worker may use, its affinity and cgroup quota
+    # counted: shared/cores.py). One per core, each model on one thread, is the fastest measured with
+    # the local model; each process holds its own model and extraction process (about 470 MiB), so
+    # set 1 where memory is tight.
+    worker_concurrency: int | None = Field(default=None, ge=1)
     # Each worker serves Prometheus metrics here (0 turns it off).
     worker_metrics_port: int = 9101
     worker_metrics_host: str = "127.0.0.1"

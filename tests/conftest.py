@@ -31,6 +31,9 @@ STACK_SETTINGS = {
     "CHUTE_EVENTS_TOKEN": EVENTS_TOKEN,
     "CHUTE_MULTIPART_THRESHOLD": str(MULTIPART_THRESHOLD),
     "CHUTE_MULTIPART_PART_SIZE": str(MULTIPART_PART_SIZE),
+    # One worker process, so tests can reason about order (fairness: at most the document in hand
+    # finishes first). The default, one per core, is tests/unit/test_cores.py's.
+    "CHUTE_WORKER_CONCURRENCY": "1",
 }
 
 WORKER_METRICS_PORT = free_port()

@@ -13,6 +13,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="chute
 import structlog
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
+from shared.cores import worker_processes
 from shared.logging import configure_logging
 from shared.pipeline.environment import configure_library_environment
 from shared.queue import make_celery
@@ -21,7 +22,7 @@ from shared.settings import get_settings
 configure_library_environment()  # before fork: every child, and whatever it imports, sees it
 configure_logging()
 app = make_celery(get_settings())
-app.conf.worker_concurrency = get_settings().worker_concurrency
+app.conf.worker_concurrency = worker_processes(get_settings())
 app.conf.include = ["worker.tasks"]
 
 

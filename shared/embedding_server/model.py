@@ -10,13 +10,13 @@ ONNX elsewhere; shared/pipeline/embedding.py).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from shared.cores import available_cores
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class TorchModel:
         from sentence_transformers import SentenceTransformer
 
         if device == "cpu":
-            torch.set_num_threads(threads or len(os.sched_getaffinity(0)) or 1)
+            torch.set_num_threads(threads or available_cores())
         model: Any = SentenceTransformer(str(folder), device=device, local_files_only=True)
         # Weights may be stored in fp16 (bench/gpu's carried copy): fp16 on the GPU, fp32 on the CPU.
         self.model = (model.half() if device == "cuda" else model.float()).eval()

@@ -15,7 +15,6 @@ Vectors come back L2-normalised as float32, one row per text.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ import numpy as np
 import redis
 import structlog
 
+from shared.cores import available_cores
 from shared.errors import DocumentFailed, ErrorCode
 from shared.metrics import EMBEDDING_REQUESTS, EMBEDDING_THROTTLES
 from shared.pipeline.throttle import SharedPause
@@ -85,10 +85,9 @@ def cpu_flags() -> frozenset[str]:
 
 
 def _threads(settings: Settings) -> int:
-    """`CHUTE_TORCH_THREADS`, else the cores shared out among the worker's processes: the model runs
-    faster as two one-thread processes than as one two-thread process (bench/results/REPORT.md)."""
-    cores = len(os.sched_getaffinity(0)) or 1
-    return settings.torch_threads or max(1, cores // settings.worker_concurrency)
+    """`CHUTE_TORCH_THREADS`, else every core this process may use (a worker sets its share:
+    `shared.cores.model_threads`)."""
+    return settings.torch_threads or available_cores()
 
 
 def _check_dimensions(made: int, settings: Settings) -> None:

@@ -15,6 +15,7 @@ import redis
 import structlog
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from shared.cores import model_threads
 from shared.db import open_pool
 from shared.pipeline.embedding import Embedder, make_embedder
 from shared.settings import Settings
@@ -51,7 +52,11 @@ class WorkerContext:
         """The process's embedder, built on first use and kept. A build that raised is tried again
         by the next caller (the worker stays up to fail documents with the reason)."""
         if self._embedder is None:
-            self._embedder = make_embedder(self.settings, self.redis)
+            # The worker's processes share the cores: each model gets its share of the threads.
+            threads = model_threads(self.settings)
+            self._embedder = make_embedder(
+                self.settings.model_copy(update={"torch_threads": threads}), self.redis
+            )
         return self._embedder
 
     def recover_pool(self, error: psycopg.OperationalError) -> None:

@@ -37,6 +37,7 @@ FAULT_SETTINGS = {
     "CHUTE_MAX_ATTEMPTS": "100",
     "CHUTE_TASK_SOFT_TIME_LIMIT": "120",
     "CHUTE_TASK_TIME_LIMIT": "150",
+    "CHUTE_WORKER_CONCURRENCY": "1",  # the faults below kill or watch the one worker process
 }
 
 FINAL = ("indexed", "failed", "cancelled", "expired")
