@@ -160,7 +160,7 @@ def chunk_texts(stack: Stack, document_id: str) -> list[str]:
 
 def repairs(stack: Stack) -> dict[str, set[str]]:
     """Document ids the reconciler repaired, by kind (`resent_lost`, `requeued_stale`, ...), from the
-    `reconcile.repaired` lines of every worker's log (reconcile tasks run on the workers)."""
+    `reconcile.repaired` lines in the stack's logs (the reconciler's, `worker/reconciler.py`)."""
     found: dict[str, set[str]] = {}
     for log in (stack.root / "logs").glob("*.log"):
         for line in log.read_text(errors="replace").splitlines():
