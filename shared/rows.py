@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class DocumentStatus(StrEnum):
@@ -25,12 +25,15 @@ class DocumentStatus(StrEnum):
 
 class _ReadByName:
     """Transitional: `row["name"]` reads in modules not yet moved to attributes (shared/pipeline,
-    worker, cli). Removed once they read `row.name`."""
+    worker, cli) keep working, while mypy, which does not see this, reports each of them. Removed
+    once they read `row.name`."""
 
     __slots__ = ()
 
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self, name)
+    if not TYPE_CHECKING:
+
+        def __getitem__(self, name: str) -> Any:
+            return getattr(self, name)
 
 
 @dataclass(frozen=True, slots=True)
