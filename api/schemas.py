@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from shared.errors import ErrorCode
 from shared.input_rules import check_metadata, check_name, check_text
 from shared.pipeline.chunking import ChunkingSettings
-from shared.rows import DocumentRow
+from shared.rows import ChunkRow, DocumentRow
 from shared.services.uploads import UploadRequest
 
 Name = Annotated[str, AfterValidator(check_name)]
@@ -155,8 +155,8 @@ class ChunkOut(BaseModel):
     metadata: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ChunkOut:
-        return cls.model_validate({**row, "chunk_id": row["id"]})
+    def from_row(cls, row: ChunkRow) -> ChunkOut:
+        return cls.model_validate({**asdict(row), "chunk_id": row.id})
 
 
 class ChunkListOut(BaseModel):

@@ -1,6 +1,7 @@
-"""The typed rows the repositories return (documents, API keys) and the statuses a document moves
-through (docs/architecture.md#document-states). Rows are built by psycopg's `class_row`, one field
-per selected column, so a misspelt column is a mypy error rather than a KeyError at run time."""
+"""The typed rows the repositories return (documents, chunk listings, API keys) and the statuses a
+document moves through (docs/architecture.md#document-states). Rows are built by psycopg's
+`class_row`, one field per selected column, so a misspelt column is a mypy error rather than a
+KeyError at run time."""
 
 from __future__ import annotations
 
@@ -70,6 +71,17 @@ class DocumentRow(_ReadByName):
     def __post_init__(self) -> None:
         # Postgres hands back text; the row carries the member.
         object.__setattr__(self, "status", DocumentStatus(self.status))
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A chunk as a document's chunk listing shows it (not its vector)."""
+
+    id: int
+    ordinal: int
+    text: str
+    page: int | None
+    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

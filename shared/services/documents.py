@@ -7,13 +7,12 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from shared.db import Connection, ReadPool
 from shared.errors import AppError, Conflict, DocumentFailed, ErrorCode, or_not_found
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
-from shared.rows import DocumentRow, DocumentStatus
+from shared.rows import ChunkRow, DocumentRow, DocumentStatus
 from shared.services.uploads import Completion, check_object, queue_checked
 from shared.settings import Settings
 from shared.storage import Storage
@@ -78,14 +77,14 @@ def parse_status(status: str) -> DocumentStatus:
 
 def list_chunks(
     conn: Connection, tenant_id: str, document_id: uuid.UUID, *, limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[ChunkRow], str | None]:
     or_not_found(documents.fetch_row(conn, tenant_id, document_id), "document")
     try:
         after = int(cursor) if cursor else None
     except ValueError as error:
         raise AppError("The cursor is not one this API returned.", code=ErrorCode.INVALID_CURSOR) from error
     rows = chunk_rows.list_chunks(conn, tenant_id, document_id, limit=limit + 1, after_ordinal=after)
-    next_cursor = str(rows[limit - 1]["ordinal"]) if len(rows) > limit else None
+    next_cursor = str(rows[limit - 1].ordinal) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 
