@@ -40,7 +40,8 @@ def open_pool(
     max_size: int | None = None,
     statement_timeout_ms: int | None = None,
 ) -> ConnectionPool:
-    """A pool of autocommit-off connections returning rows as dicts.
+    """A pool of autocommit-off connections returning rows as dicts (repositories ask for typed rows
+    instead: `fetch_one`, `fetch_all`).
 
     Workers call this once per process after fork; the API once at start-up, with a statement timeout.
     """
