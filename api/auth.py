@@ -89,10 +89,10 @@ async def _tenant_for(state: AppState, authorization: str, address: str) -> str:
     if found is None:
         unknown_keys.put(key_hash, "", state.settings.api_key_negative_cache_seconds)
         raise Unauthorized("The API key is not valid.")
-    tenant = str(found["tenant_id"])
+    tenant = str(found.tenant_id)
     seconds = state.settings.api_key_cache_seconds
-    if found["expires_at"] is not None:  # an expiring key is never remembered past its expiry
-        seconds = min(seconds, (found["expires_at"] - datetime.now(UTC)).total_seconds())
+    if found.expires_at is not None:  # an expiring key is never remembered past its expiry
+        seconds = min(seconds, (found.expires_at - datetime.now(UTC)).total_seconds())
     known_keys.put(key_hash, tenant, seconds)
     return tenant
 

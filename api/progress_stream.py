@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator
 from api.live import Stream
 from api.schemas import DocumentOut
 from api.state import AppState
+from shared.rows import DocumentStatus
 from shared.services import documents
 
-FINAL = {"indexed", "failed", "cancelled", "expired"}
+FINAL = {DocumentStatus.INDEXED, DocumentStatus.FAILED, DocumentStatus.CANCELLED, DocumentStatus.EXPIRED}
 RECHECK_SECONDS = 15.0
 KEEPALIVE_SECONDS = 15.0
 

@@ -21,6 +21,7 @@ from api.form_stream import FormStream, PartStart
 from api.state import AppState
 from shared.db import transaction
 from shared.errors import AppError, ErrorCode, PayloadTooLarge
+from shared.rows import DocumentRow
 from shared.services import proxied_uploads
 from shared.settings import Settings
 from shared.storage import StreamingUpload
@@ -32,7 +33,7 @@ MAX_FIELDS = 8
 
 @dataclass(frozen=True, slots=True)
 class StreamedFile:
-    document: dict[str, Any]
+    document: DocumentRow
     size: int
     metadata: dict[str, Any]
 
@@ -40,7 +41,7 @@ class StreamedFile:
 async def stream_form_to_bucket(request: Request, state: AppState, tenant: str) -> StreamedFile:
     form = FormStream(request.headers.get("content-type", ""))
     fields: dict[str, bytearray] = {}
-    row: dict[str, Any] | None = None
+    row: DocumentRow | None = None
     writer: StreamingUpload | None = None
     current: str | None = None
     parts = 0
@@ -84,7 +85,7 @@ async def stream_form_to_bucket(request: Request, state: AppState, tenant: str) 
         if writer is not None:
             await run_in_threadpool(writer.abort)
         if row is not None:
-            await run_in_threadpool(_forget, state, row["id"])
+            await run_in_threadpool(_forget, state, row.id)
         raise
     return StreamedFile(document=row, size=writer.size, metadata=metadata)
 
@@ -109,7 +110,7 @@ async def _bounded_stream(request: Request, settings: Settings) -> AsyncIterator
         yield data
 
 
-def _start_upload(state: AppState, tenant: str, part: PartStart) -> tuple[dict[str, Any], StreamingUpload]:
+def _start_upload(state: AppState, tenant: str, part: PartStart) -> tuple[DocumentRow, StreamingUpload]:
     with transaction(state.pool) as conn:
         return proxied_uploads.start_proxied_upload(
             conn, state.storage, state.settings, tenant, part.filename or "", part.content_type

@@ -9,6 +9,7 @@ from typing import Any
 from api.schemas import QueuedOut
 from api.state import AppState
 from shared.events import publish_change
+from shared.rows import DocumentRow
 from shared.services.ingest_tasks import IngestTask, send_ingest_tasks
 
 
@@ -28,11 +29,13 @@ def announce(state: AppState, document_id: Any) -> None:
     publish_change(state.notices, document_id)
 
 
-def queued_answer(row: dict[str, Any]) -> QueuedOut:
+def queued_answer(row: DocumentRow) -> QueuedOut:
+    """The answer to a completed upload: the row was queued, so it has its task id."""
+    assert row.task_id is not None
     return QueuedOut(
-        document_id=row["id"],
-        task_id=row["task_id"],
-        status=row["status"],
-        status_url=f"/v1/documents/{row['id']}",
-        task_url=f"/v1/tasks/{row['task_id']}",
+        document_id=row.id,
+        task_id=row.task_id,
+        status=row.status,
+        status_url=f"/v1/documents/{row.id}",
+        task_url=f"/v1/tasks/{row.task_id}",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -11,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from shared.errors import ErrorCode
 from shared.input_rules import check_metadata, check_name, check_text
 from shared.pipeline.chunking import ChunkingSettings
+from shared.rows import ChunkRow, DocumentRow
 from shared.services.uploads import UploadRequest
 
 Name = Annotated[str, AfterValidator(check_name)]
@@ -135,13 +137,9 @@ class DocumentOut(BaseModel):
     indexed_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DocumentOut:
-        error = (
-            ErrorOut(code=row["error_code"], message=row["error_message"] or "")
-            if row["error_code"]
-            else None
-        )
-        return cls.model_validate({**row, "document_id": row["id"], "error": error})
+    def from_row(cls, row: DocumentRow) -> DocumentOut:
+        error = ErrorOut(code=row.error_code, message=row.error_message or "") if row.error_code else None
+        return cls.model_validate({**asdict(row), "document_id": row.id, "error": error})
 
 
 class DocumentListOut(BaseModel):
@@ -157,8 +155,8 @@ class ChunkOut(BaseModel):
     metadata: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ChunkOut:
-        return cls.model_validate({**row, "chunk_id": row["id"]})
+    def from_row(cls, row: ChunkRow) -> ChunkOut:
+        return cls.model_validate({**asdict(row), "chunk_id": row.id})
 
 
 class ChunkListOut(BaseModel):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.abc import Params
+from psycopg.rows import class_row, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from shared.errors import AppError
@@ -19,6 +20,7 @@ from shared.settings import Settings
 Connection = psycopg.Connection[dict[str, Any]]
 AsyncConnection = psycopg.AsyncConnection[dict[str, Any]]
 ReadPool = AsyncConnectionPool[AsyncConnection]
+T = TypeVar("T")
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -38,7 +40,8 @@ def open_pool(
     max_size: int | None = None,
     statement_timeout_ms: int | None = None,
 ) -> ConnectionPool:
-    """A pool of autocommit-off connections returning rows as dicts.
+    """A pool of autocommit-off connections returning rows as dicts (repositories ask for typed rows
+    instead: `fetch_one`, `fetch_all`).
 
     Workers call this once per process after fork; the API once at start-up, with a statement timeout.
     """
@@ -86,8 +89,8 @@ async def open_read_pool(settings: Settings, *, max_size: int | None = None) -> 
     return pool
 
 
-async def read_one(pool: ReadPool, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
-    """The first row of one read-only statement.
+async def read_one(pool: ReadPool, row_type: type[T], query: str | sql.Composed, params: Params) -> T | None:
+    """The first row of one read-only statement, as a `row_type` (a dataclass, one field per column).
 
     Connections are not checked before use (that would double the round trips). One that died idle
     in the pool, as all do when Postgres restarts, fails here: the pool then drops every dead one and
@@ -95,17 +98,30 @@ async def read_one(pool: ReadPool, query: str, params: tuple[Any, ...]) -> dict[
     its timeout (QueryCanceled) are not retried.
     """
     try:
-        return await _read_one(pool, query, params)
+        return await _read_one(pool, row_type, query, params)
     except (PoolTimeout, psycopg.errors.QueryCanceled):
         raise
     except psycopg.OperationalError:
         await pool.check()
-    return await _read_one(pool, query, params)
+    return await _read_one(pool, row_type, query, params)
 
 
-async def _read_one(pool: ReadPool, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+async def _read_one(pool: ReadPool, row_type: type[T], query: str | sql.Composed, params: Params) -> T | None:
     async with pool.connection() as conn:
-        return await (await conn.execute(query, params)).fetchone()
+        cursor = conn.cursor(row_factory=class_row(row_type))
+        return await (await cursor.execute(query, params)).fetchone()
+
+
+def fetch_one(
+    conn: Connection, row_type: type[T], query: str | sql.Composed, params: Params = ()
+) -> T | None:
+    """The first row of `query`, as a `row_type` (a dataclass, one field per column), or None."""
+    return conn.cursor(row_factory=class_row(row_type)).execute(query, params).fetchone()
+
+
+def fetch_all(conn: Connection, row_type: type[T], query: str | sql.Composed, params: Params = ()) -> list[T]:
+    """Every row of `query`, as `row_type`s."""
+    return conn.cursor(row_factory=class_row(row_type)).execute(query, params).fetchall()
 
 
 @contextmanager

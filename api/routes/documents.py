@@ -55,7 +55,7 @@ async def upload_document(request: Request, tenant: Tenant, state: State) -> Que
                 state.storage,
                 state.settings,
                 tenant,
-                streamed.document["id"],
+                streamed.document.id,
                 size=streamed.size,
                 metadata=streamed.metadata,
             )

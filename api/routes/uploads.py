@@ -46,12 +46,12 @@ def _answer(presigned: PresignedUpload) -> UploadOut:
             expires_at=plan.expires_at,
         )
     return UploadOut(
-        document_id=row["id"],
-        object_key=row["object_key"],
-        status=row["status"],
+        document_id=row.id,
+        object_key=row.object_key,
+        status=row.status,
         upload=upload,
-        complete_url=f"/v1/uploads/{row['id']}/complete",
-        status_url=f"/v1/documents/{row['id']}",
+        complete_url=f"/v1/uploads/{row.id}/complete",
+        status_url=f"/v1/documents/{row.id}",
     )
 
 

@@ -12,8 +12,9 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from shared.db import Connection
+from shared.db import Connection, fetch_all
 from shared.pipeline.elements import Chunk
+from shared.rows import ChunkRow
 
 Row = dict[str, Any]
 
@@ -40,8 +41,10 @@ def replace_chunks(
 
 def list_chunks(
     conn: Connection, tenant_id: str, document_id: uuid.UUID, *, limit: int, after_ordinal: int | None
-) -> list[Row]:
-    return conn.execute(
+) -> list[ChunkRow]:
+    return fetch_all(
+        conn,
+        ChunkRow,
         """
         SELECT id, ordinal, text, page, metadata FROM chunks
         WHERE document_id = %s AND tenant_id = %s AND ordinal > %s
@@ -49,7 +52,7 @@ def list_chunks(
         LIMIT %s
         """,
         (document_id, tenant_id, -1 if after_ordinal is None else after_ordinal, limit),
-    ).fetchall()
+    )
 
 
 def _filters(document_ids: Sequence[uuid.UUID] | None, metadata: dict[str, Any] | None) -> sql.Composable:

@@ -10,12 +10,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
+from psycopg.rows import scalar_row, tuple_row
 from psycopg.types.json import Jsonb
 
-from shared.db import Connection, ReadPool, read_one
+from shared.db import Connection, ReadPool, fetch_all, fetch_one, read_one
 from shared.errors import ErrorCode
-
-Row = dict[str, Any]
+from shared.rows import DocumentRow, DocumentStatus, TenantUsage
 
 
 def insert_document(
@@ -32,8 +33,10 @@ def insert_document(
     metadata: dict[str, Any],
     chunking: dict[str, int],
     upload_expires_at: datetime | None,
-) -> Row:
-    row = conn.execute(
+) -> DocumentRow:
+    row = fetch_one(
+        conn,
+        DocumentRow,
         """
         INSERT INTO documents (id, tenant_id, filename, file_type, content_type, size, sha256,
                                object_key, status, metadata, chunking, upload_expires_at)
@@ -53,7 +56,7 @@ def insert_document(
             Jsonb(chunking),
             upload_expires_at,
         ),
-    ).fetchone()
+    )
     assert row is not None
     return row
 
@@ -62,34 +65,38 @@ _BY_ID = "SELECT * FROM documents WHERE id = %s AND tenant_id = %s"
 _BY_TASK = "SELECT * FROM documents WHERE task_id = %s AND tenant_id = %s"
 
 
-def fetch_row(conn: Connection, tenant_id: str, document_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+def fetch_row(
+    conn: Connection, tenant_id: str, document_id: uuid.UUID, *, lock: bool = False
+) -> DocumentRow | None:
     query = _BY_ID + " FOR UPDATE" if lock else _BY_ID
-    return conn.execute(query, (document_id, tenant_id)).fetchone()
+    return fetch_one(conn, DocumentRow, query, (document_id, tenant_id))
 
 
-def fetch_row_by_task(conn: Connection, tenant_id: str, task_id: uuid.UUID) -> Row | None:
-    return conn.execute(_BY_TASK, (task_id, tenant_id)).fetchone()
+def fetch_row_by_task(conn: Connection, tenant_id: str, task_id: uuid.UUID) -> DocumentRow | None:
+    return fetch_one(conn, DocumentRow, _BY_TASK, (task_id, tenant_id))
 
 
-async def read_row(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> Row | None:
+async def read_row(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> DocumentRow | None:
     """`fetch_row` on the API's event loop: the status read clients poll."""
-    return await read_one(reads, _BY_ID, (document_id, tenant_id))
+    return await read_one(reads, DocumentRow, _BY_ID, (document_id, tenant_id))
 
 
-async def read_row_by_task(reads: ReadPool, tenant_id: str, task_id: uuid.UUID) -> Row | None:
-    return await read_one(reads, _BY_TASK, (task_id, tenant_id))
+async def read_row_by_task(reads: ReadPool, tenant_id: str, task_id: uuid.UUID) -> DocumentRow | None:
+    return await read_one(reads, DocumentRow, _BY_TASK, (task_id, tenant_id))
 
 
 def list_documents(
     conn: Connection,
     tenant_id: str,
     *,
-    status: str | None,
+    status: DocumentStatus | None,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
-) -> list[Row]:
+) -> list[DocumentRow]:
     """Newest first, keyset-paginated on (created_at, id)."""
-    return conn.execute(
+    return fetch_all(
+        conn,
+        DocumentRow,
         """
         SELECT * FROM documents
         WHERE tenant_id = %(tenant)s
@@ -105,33 +112,41 @@ def list_documents(
             "after_id": after[1] if after else None,
             "limit": limit,
         },
-    ).fetchall()
+    )
 
 
-def set_upload_id(conn: Connection, document_id: uuid.UUID, upload_id: str | None) -> Row:
-    row = conn.execute(
+def set_upload_id(conn: Connection, document_id: uuid.UUID, upload_id: str | None) -> DocumentRow:
+    row = fetch_one(
+        conn,
+        DocumentRow,
         "UPDATE documents SET upload_id = %s, updated_at = now() WHERE id = %s RETURNING *",
         (upload_id, document_id),
-    ).fetchone()
+    )
     assert row is not None
     return row
 
 
 def set_upload_details(
     conn: Connection, document_id: uuid.UUID, *, size: int, metadata: dict[str, Any]
-) -> Row:
+) -> DocumentRow:
     """What a proxied upload turned out to be; the multipart upload it streamed through is complete."""
-    row = conn.execute(
+    row = fetch_one(
+        conn,
+        DocumentRow,
         "UPDATE documents SET size = %s, metadata = %s, upload_id = NULL, updated_at = now()"
         " WHERE id = %s RETURNING *",
         (size, Jsonb(metadata), document_id),
-    ).fetchone()
+    )
     assert row is not None
     return row
 
 
-def mark_queued(conn: Connection, document_id: uuid.UUID, *, size: int, etag: str, task_id: uuid.UUID) -> Row:
-    row = conn.execute(
+def mark_queued(
+    conn: Connection, document_id: uuid.UUID, *, size: int, etag: str, task_id: uuid.UUID
+) -> DocumentRow:
+    row = fetch_one(
+        conn,
+        DocumentRow,
         """
         UPDATE documents
         SET status = 'queued', size = %s, etag = %s, task_id = %s, step = NULL, progress = 0,
@@ -141,14 +156,16 @@ def mark_queued(conn: Connection, document_id: uuid.UUID, *, size: int, etag: st
         RETURNING *
         """,
         (size, etag, task_id, document_id),
-    ).fetchone()
+    )
     assert row is not None
     return row
 
 
-def mark_failed(conn: Connection, document_id: uuid.UUID, code: str, message: str) -> Row | None:
+def mark_failed(conn: Connection, document_id: uuid.UUID, code: str, message: str) -> DocumentRow | None:
     """Fail a document that no worker holds (upload checks, reconciliation)."""
-    return conn.execute(
+    return fetch_one(
+        conn,
+        DocumentRow,
         """
         UPDATE documents
         SET status = 'failed', error_code = %s, error_message = %s, step = NULL,
@@ -157,11 +174,13 @@ def mark_failed(conn: Connection, document_id: uuid.UUID, code: str, message: st
         RETURNING *
         """,
         (code, message, document_id),
-    ).fetchone()
+    )
 
 
-def mark_cancelled(conn: Connection, document_id: uuid.UUID) -> Row | None:
-    return conn.execute(
+def mark_cancelled(conn: Connection, document_id: uuid.UUID) -> DocumentRow | None:
+    return fetch_one(
+        conn,
+        DocumentRow,
         """
         UPDATE documents
         SET status = 'cancelled', step = NULL, lease_expires_at = NULL, updated_at = now()
@@ -169,7 +188,7 @@ def mark_cancelled(conn: Connection, document_id: uuid.UUID) -> Row | None:
         RETURNING *
         """,
         (document_id,),
-    ).fetchone()
+    )
 
 
 def delete_row(conn: Connection, document_id: uuid.UUID) -> None:
@@ -179,14 +198,16 @@ def delete_row(conn: Connection, document_id: uuid.UUID) -> None:
 # -- the worker's side: claim, progress, finish --------------------------------------------------
 
 
-def claim_fairest(conn: Connection, lease_seconds: int) -> Row | None:
+def claim_fairest(conn: Connection, lease_seconds: int) -> DocumentRow | None:
     """Take the queued document of the tenant served least recently (oldest first within a tenant),
     and mark that tenant served: claims go round-robin between tenants with queued documents.
 
     Returns the row with its new `attempts`, or None when nothing is queued (or all of it is being
     claimed by other workers right now).
     """
-    return conn.execute(
+    return fetch_one(
+        conn,
+        DocumentRow,
         """
         WITH next AS (
             SELECT d.id, d.tenant_id
@@ -206,16 +227,18 @@ def claim_fairest(conn: Connection, lease_seconds: int) -> Row | None:
         RETURNING documents.*
         """,
         (lease_seconds,),
-    ).fetchone()
+    )
 
 
-def claim_document(conn: Connection, document_id: uuid.UUID, lease_seconds: int) -> Row | None:
+def claim_document(conn: Connection, document_id: uuid.UUID, lease_seconds: int) -> DocumentRow | None:
     """Take a queued document, or one whose previous holder's lease ran out.
 
     Returns the row with its new `attempts`, which fences every later write, or None when the
     document is not ours to process (final, cancelled, deleted, or held by a live worker).
     """
-    return conn.execute(
+    return fetch_one(
+        conn,
+        DocumentRow,
         """
         UPDATE documents
         SET status = 'processing', step = 'downloading', progress = 0, attempts = attempts + 1,
@@ -225,7 +248,7 @@ def claim_document(conn: Connection, document_id: uuid.UUID, lease_seconds: int)
         RETURNING *
         """,
         (lease_seconds, document_id),
-    ).fetchone()
+    )
 
 
 def lease_is_live(conn: Connection, document_id: uuid.UUID) -> bool:
@@ -312,9 +335,11 @@ def release_for_retry(conn: Connection, document_id: uuid.UUID, attempt: int) ->
 # -- the reconciler's side -----------------------------------------------------------------------
 
 
-def stale_processing(conn: Connection, limit: int) -> list[Row]:
+def stale_processing(conn: Connection, limit: int) -> list[DocumentRow]:
     """Processing documents whose worker stopped renewing its lease (it died or lost its host)."""
-    return conn.execute(
+    return fetch_all(
+        conn,
+        DocumentRow,
         """
         SELECT * FROM documents
         WHERE status = 'processing' AND lease_expires_at < now()
@@ -323,11 +348,13 @@ def stale_processing(conn: Connection, limit: int) -> list[Row]:
         FOR UPDATE SKIP LOCKED
         """,
         (limit,),
-    ).fetchall()
+    )
 
 
-def requeue(conn: Connection, document_id: uuid.UUID) -> Row | None:
-    return conn.execute(
+def requeue(conn: Connection, document_id: uuid.UUID) -> DocumentRow | None:
+    return fetch_one(
+        conn,
+        DocumentRow,
         """
         UPDATE documents
         SET status = 'queued', step = NULL, progress = 0, lease_expires_at = NULL,
@@ -336,43 +363,44 @@ def requeue(conn: Connection, document_id: uuid.UUID) -> Row | None:
         RETURNING *
         """,
         (document_id,),
-    ).fetchone()
+    )
 
 
 def queued_count(conn: Connection) -> int:
-    row = conn.execute("SELECT count(*) AS n FROM documents WHERE status = 'queued'").fetchone()
-    return int(row["n"]) if row else 0
+    return int(_value(conn, "SELECT count(*) AS n FROM documents WHERE status = 'queued'"))
 
 
-def long_queued(conn: Connection, older_than_seconds: int, limit: int) -> list[Row]:
-    return conn.execute(
-        """
-        SELECT * FROM documents
-        WHERE status = 'queued' AND queued_at < now() - make_interval(secs => %s)
-        ORDER BY queued_at
-        LIMIT %s
-        FOR UPDATE SKIP LOCKED
-        """,
-        (older_than_seconds, limit),
-    ).fetchall()
+def long_queued(conn: Connection, older_than_seconds: int, limit: int) -> list[DocumentRow]:
+    """Documents queued a while ago: their message may have been lost."""
+    return _waiting_since(conn, DocumentStatus.QUEUED, "queued_at", older_than_seconds, limit)
 
 
-def waiting_uploads(conn: Connection, older_than_seconds: int, limit: int) -> list[Row]:
+def waiting_uploads(conn: Connection, older_than_seconds: int, limit: int) -> list[DocumentRow]:
     """Uploads not completed a while after they were presigned (the object may have arrived anyway)."""
-    return conn.execute(
+    return _waiting_since(conn, DocumentStatus.AWAITING_UPLOAD, "created_at", older_than_seconds, limit)
+
+
+def _waiting_since(
+    conn: Connection, status: DocumentStatus, since: str, older_than_seconds: int, limit: int
+) -> list[DocumentRow]:
+    """Documents in `status` since (their column `since`) more than `older_than_seconds`, oldest
+    first, locked for this transaction; rows another transaction holds are skipped."""
+    query = sql.SQL(
         """
         SELECT * FROM documents
-        WHERE status = 'awaiting_upload' AND created_at < now() - make_interval(secs => %s)
-        ORDER BY created_at
+        WHERE status = {status} AND {since} < now() - make_interval(secs => %s)
+        ORDER BY {since}
         LIMIT %s
         FOR UPDATE SKIP LOCKED
-        """,
-        (older_than_seconds, limit),
-    ).fetchall()
+        """
+    ).format(status=sql.Literal(status.value), since=sql.Identifier(since))
+    return fetch_all(conn, DocumentRow, query, (older_than_seconds, limit))
 
 
-def mark_expired(conn: Connection, document_id: uuid.UUID) -> Row | None:
-    return conn.execute(
+def mark_expired(conn: Connection, document_id: uuid.UUID) -> DocumentRow | None:
+    return fetch_one(
+        conn,
+        DocumentRow,
         """
         UPDATE documents
         SET status = 'expired', upload_id = NULL, error_code = %s,
@@ -382,17 +410,21 @@ def mark_expired(conn: Connection, document_id: uuid.UUID) -> Row | None:
         RETURNING *
         """,
         (ErrorCode.UPLOAD_EXPIRED, document_id),
-    ).fetchone()
+    )
 
 
-def find_by_object_key(conn: Connection, object_key: str) -> Row | None:
-    return conn.execute("SELECT * FROM documents WHERE object_key = %s FOR UPDATE", (object_key,)).fetchone()
+def find_by_object_key(conn: Connection, object_key: str) -> DocumentRow | None:
+    return fetch_one(
+        conn, DocumentRow, "SELECT * FROM documents WHERE object_key = %s FOR UPDATE", (object_key,)
+    )
 
 
-def tenant_usage(conn: Connection, tenant_id: str) -> Row:
+def tenant_usage(conn: Connection, tenant_id: str) -> TenantUsage:
     """What a tenant holds: documents and declared bytes (expired and cancelled ones hold nothing),
     and uploads still awaiting their bytes."""
-    row = conn.execute(
+    row = fetch_one(
+        conn,
+        TenantUsage,
         """
         SELECT count(*) AS documents,
                coalesce(sum(size), 0)::bigint AS bytes,
@@ -401,7 +433,7 @@ def tenant_usage(conn: Connection, tenant_id: str) -> Row:
         WHERE tenant_id = %s AND status NOT IN ('expired', 'cancelled')
         """,
         (tenant_id,),
-    ).fetchone()
+    )
     assert row is not None
     return row
 
@@ -409,21 +441,29 @@ def tenant_usage(conn: Connection, tenant_id: str) -> Row:
 # -- figures for /metrics ------------------------------------------------------------------------
 
 
-def status_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT status, count(*) AS n FROM documents GROUP BY status").fetchall()
-    return {row["status"]: row["n"] for row in rows}
+def status_counts(conn: Connection) -> dict[DocumentStatus, int]:
+    rows = conn.cursor(row_factory=tuple_row).execute(
+        "SELECT status, count(*) AS n FROM documents GROUP BY status"
+    )
+    return {DocumentStatus(status): n for status, n in rows}
 
 
 def failure_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(
+    rows = conn.cursor(row_factory=tuple_row).execute(
         "SELECT error_code, count(*) AS n FROM documents WHERE status = 'failed' GROUP BY error_code"
-    ).fetchall()
-    return {row["error_code"] or "unknown": row["n"] for row in rows}
+    )
+    return {code or "unknown": n for code, n in rows}
 
 
 def oldest_queued_seconds(conn: Connection) -> float:
-    row = conn.execute(
+    age = _value(
+        conn,
         "SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0) AS age"
-        " FROM documents WHERE status = 'queued'"
-    ).fetchone()
-    return float(row["age"]) if row else 0.0
+        " FROM documents WHERE status = 'queued'",
+    )
+    return float(age)
+
+
+def _value(conn: Connection, query: str) -> Any:
+    """The single value `query` selects (an aggregate: it always has a row)."""
+    return conn.cursor(row_factory=scalar_row).execute(query).fetchone()

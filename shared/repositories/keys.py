@@ -6,12 +6,11 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime
-from typing import Any
 
-from shared.db import Connection, ReadPool, read_one
+from shared.db import Connection, ReadPool, fetch_all, read_one
+from shared.rows import HashedKeyRow, KeyRow, LiveKey
 
 KEY_PREFIX = "chute_"
-Row = dict[str, Any]
 # What a listing shows of a key: never its hash.
 _LISTED = "id, tenant_id, prefix, label, created_at, expires_at, revoked_at"
 
@@ -38,35 +37,40 @@ def create_key(
     return key
 
 
-def list_keys(conn: Connection, tenant_id: str | None = None) -> list[Row]:
+def list_keys(conn: Connection, tenant_id: str | None = None) -> list[KeyRow]:
     """Every key (or one tenant's), oldest first."""
-    return conn.execute(
+    return fetch_all(
+        conn,
+        KeyRow,
         f"SELECT {_LISTED} FROM api_keys WHERE %(tenant)s::text IS NULL OR tenant_id = %(tenant)s"
         " ORDER BY created_at, id",
         {"tenant": tenant_id},
-    ).fetchall()
+    )
 
 
-def find_key(conn: Connection, id_or_prefix: str) -> list[Row]:
+def find_key(conn: Connection, id_or_prefix: str) -> list[HashedKeyRow]:
     """The keys whose id or listed prefix is `id_or_prefix` (more than one: the prefix is ambiguous)."""
     try:
         key_id: uuid.UUID | None = uuid.UUID(id_or_prefix)
     except ValueError:
         key_id = None
-    return conn.execute(
+    return fetch_all(
+        conn,
+        HashedKeyRow,
         f"SELECT {_LISTED}, key_hash FROM api_keys WHERE id = %s OR prefix = %s FOR UPDATE",
         (key_id, id_or_prefix),
-    ).fetchall()
+    )
 
 
 def revoke_key(conn: Connection, key_id: uuid.UUID) -> None:
     conn.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s", (key_id,))
 
 
-async def tenant_for_key_hash(reads: ReadPool, key_hash: str) -> Row | None:
+async def tenant_for_key_hash(reads: ReadPool, key_hash: str) -> LiveKey | None:
     """The tenant and expiry of a key that is neither revoked nor expired."""
     return await read_one(
         reads,
+        LiveKey,
         "SELECT tenant_id, expires_at FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL"
         " AND (expires_at IS NULL OR expires_at > now())",
         (key_hash,),

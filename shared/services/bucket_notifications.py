@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 
 from shared.db import Connection
 from shared.repositories import documents
+from shared.rows import DocumentStatus
 from shared.services.ingest_tasks import IngestTask
 from shared.services.uploads import verify_and_queue
 from shared.settings import Settings
@@ -37,6 +38,6 @@ def handle_object_created(
 ) -> list[IngestTask]:
     """Queue the document awaiting this object. Returns the task to send after commit, if any."""
     row = documents.find_by_object_key(conn, object_key)
-    if row is None or row["status"] != "awaiting_upload" or row["upload_id"]:
+    if row is None or row.status != DocumentStatus.AWAITING_UPLOAD or row.upload_id:
         return []  # unknown, already handled, or a multipart upload the client will complete
     return verify_and_queue(conn, storage, settings, row).tasks

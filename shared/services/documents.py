@@ -7,43 +7,42 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from shared.db import Connection, ReadPool
 from shared.errors import AppError, Conflict, DocumentFailed, ErrorCode, or_not_found
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
+from shared.rows import ChunkRow, DocumentRow, DocumentStatus
 from shared.services.uploads import Completion, check_object, queue_checked
 from shared.settings import Settings
 from shared.storage import Storage
 
-Row = dict[str, Any]
+# What a document may be reindexed from: it is not on its way anywhere.
+_REINDEXABLE = (DocumentStatus.INDEXED, DocumentStatus.FAILED, DocumentStatus.CANCELLED)
 
-STATUSES = ("awaiting_upload", "queued", "processing", "indexed", "failed", "cancelled", "expired")
 
-
-def _locked(conn: Connection, tenant_id: str, document_id: uuid.UUID) -> Row:
+def _locked(conn: Connection, tenant_id: str, document_id: uuid.UUID) -> DocumentRow:
     """The tenant's document row, locked for this transaction; 404 when there is none."""
     return or_not_found(documents.fetch_row(conn, tenant_id, document_id, lock=True), "document")
 
 
-async def read_document(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> Row:
+async def read_document(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> DocumentRow:
     """The document row, read on the API's event loop (the status clients poll), or 404."""
     return or_not_found(await find_document(reads, tenant_id, document_id), "document")
 
 
-async def find_document(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> Row | None:
+async def find_document(reads: ReadPool, tenant_id: str, document_id: uuid.UUID) -> DocumentRow | None:
     """The document row, or None once it is deleted (the progress stream ends then)."""
     return await documents.read_row(reads, tenant_id, document_id)
 
 
-async def read_task(reads: ReadPool, tenant_id: str, task_id: uuid.UUID) -> Row:
+async def read_task(reads: ReadPool, tenant_id: str, task_id: uuid.UUID) -> DocumentRow:
     """The row of the document a task id belongs to, or 404 `No such task.`"""
     return or_not_found(await documents.read_row_by_task(reads, tenant_id, task_id), "task")
 
 
-def encode_cursor(row: Row) -> str:
-    raw = f"{row['created_at'].isoformat()}|{row['id']}"
+def encode_cursor(row: DocumentRow) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -57,31 +56,41 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def list_documents(
     conn: Connection, tenant_id: str, *, status: str | None, limit: int, cursor: str | None
-) -> tuple[list[Row], str | None]:
-    if status is not None and status not in STATUSES:
-        raise AppError(
-            f"Unknown status '{status}'. Use one of: {', '.join(STATUSES)}.", code=ErrorCode.INVALID_STATUS
-        )
+) -> tuple[list[DocumentRow], str | None]:
+    wanted = parse_status(status) if status is not None else None
     after = decode_cursor(cursor) if cursor else None
-    rows = documents.list_documents(conn, tenant_id, status=status, limit=limit + 1, after=after)
+    rows = documents.list_documents(conn, tenant_id, status=wanted, limit=limit + 1, after=after)
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 
+def parse_status(status: str) -> DocumentStatus:
+    """A status a client named in a filter, or 422 `invalid_status` listing the known ones."""
+    try:
+        return DocumentStatus(status)
+    except ValueError as error:
+        raise AppError(
+            f"Unknown status '{status}'. Use one of: {', '.join(DocumentStatus)}.",
+            code=ErrorCode.INVALID_STATUS,
+        ) from error
+
+
 def list_chunks(
     conn: Connection, tenant_id: str, document_id: uuid.UUID, *, limit: int, cursor: str | None
-) -> tuple[list[Row], str | None]:
+) -> tuple[list[ChunkRow], str | None]:
     or_not_found(documents.fetch_row(conn, tenant_id, document_id), "document")
     try:
         after = int(cursor) if cursor else None
     except ValueError as error:
         raise AppError("The cursor is not one this API returned.", code=ErrorCode.INVALID_CURSOR) from error
     rows = chunk_rows.list_chunks(conn, tenant_id, document_id, limit=limit + 1, after_ordinal=after)
-    next_cursor = str(rows[limit - 1]["ordinal"]) if len(rows) > limit else None
+    next_cursor = str(rows[limit - 1].ordinal) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 
-def cancel_document(conn: Connection, storage: Storage, tenant_id: str, document_id: uuid.UUID) -> Row:
+def cancel_document(
+    conn: Connection, storage: Storage, tenant_id: str, document_id: uuid.UUID
+) -> DocumentRow:
     """Mark a document cancelled; a worker holding it stops at its next step (cooperative).
 
     An unfinished multipart upload is aborted, so the bucket frees its parts.
@@ -89,17 +98,17 @@ def cancel_document(conn: Connection, storage: Storage, tenant_id: str, document
     row = _locked(conn, tenant_id, document_id)
     cancelled = documents.mark_cancelled(conn, document_id)
     if cancelled is None:
-        raise Conflict(f"The document is already {row['status']}.", code=ErrorCode.ALREADY_FINAL)
-    if row["upload_id"]:
-        storage.abort_multipart(row["object_key"], row["upload_id"])
+        raise Conflict(f"The document is already {row.status}.", code=ErrorCode.ALREADY_FINAL)
+    if row.upload_id:
+        storage.abort_multipart(row.object_key, row.upload_id)
         cancelled = documents.set_upload_id(conn, document_id, None)
     return cancelled
 
 
-def cancel_task(conn: Connection, storage: Storage, tenant_id: str, task_id: uuid.UUID) -> Row:
+def cancel_task(conn: Connection, storage: Storage, tenant_id: str, task_id: uuid.UUID) -> DocumentRow:
     """`cancel_document` for the document a task id belongs to; 404 `No such task.`"""
     row = or_not_found(documents.fetch_row_by_task(conn, tenant_id, task_id), "task")
-    return cancel_document(conn, storage, tenant_id, row["id"])
+    return cancel_document(conn, storage, tenant_id, row.id)
 
 
 def reindex_document(
@@ -110,9 +119,9 @@ def reindex_document(
     can change in the bucket). An object that fails the check is refused with its code's status and
     the document is left as it was. The caller sends the returned task after commit."""
     row = _locked(conn, tenant_id, document_id)
-    if row["status"] not in ("indexed", "failed", "cancelled"):
+    if row.status not in _REINDEXABLE:
         raise Conflict(
-            f"The document is {row['status']}; only finished documents can be reindexed.",
+            f"The document is {row.status}; only finished documents can be reindexed.",
             code=ErrorCode.INVALID_STATE,
         )
     try:
@@ -133,16 +142,16 @@ def delete_document(conn: Connection, storage: Storage, tenant_id: str, document
     """Remove the row (its chunks go with it) and the object. A running worker's writes are fenced off."""
     row = _locked(conn, tenant_id, document_id)
     documents.delete_row(conn, document_id)
-    if row["upload_id"]:
-        storage.abort_multipart(row["object_key"], row["upload_id"])
-    storage.delete(row["object_key"])
+    if row.upload_id:
+        storage.abort_multipart(row.object_key, row.upload_id)
+    storage.delete(row.object_key)
 
 
 @dataclass(frozen=True, slots=True)
 class DocumentFigures:
     """What `/metrics` reports about documents, across tenants."""
 
-    by_status: dict[str, int]  # every status in STATUSES, 0 where none
+    by_status: dict[DocumentStatus, int]  # every status, 0 where none
     failures: dict[str, int]  # failed documents by error code
     oldest_queued_seconds: float
 
@@ -150,7 +159,7 @@ class DocumentFigures:
 def document_figures(conn: Connection) -> DocumentFigures:
     counts = documents.status_counts(conn)
     return DocumentFigures(
-        by_status={status: counts.get(status, 0) for status in STATUSES},
+        by_status={status: counts.get(status, 0) for status in DocumentStatus},
         failures=documents.failure_counts(conn),
         oldest_queued_seconds=documents.oldest_queued_seconds(conn),
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import kombu.exceptions
 import redis
@@ -18,6 +17,7 @@ import structlog
 from celery import Celery
 
 from shared.queue import send_ingest
+from shared.rows import DocumentRow
 
 log = structlog.get_logger("chute.queue")
 
@@ -28,9 +28,10 @@ class IngestTask:
     task_id: uuid.UUID
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> IngestTask:
-        """The task of a `queued` document row."""
-        return cls(document_id=row["id"], task_id=row["task_id"])
+    def of(cls, row: DocumentRow) -> IngestTask:
+        """The task of a `queued` document row (queuing gave it its task id)."""
+        assert row.task_id is not None
+        return cls(document_id=row.id, task_id=row.task_id)
 
 
 def send_ingest_tasks(celery: Celery, tasks: Iterable[IngestTask]) -> None:

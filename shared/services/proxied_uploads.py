@@ -15,12 +15,12 @@ from shared.db import Connection
 from shared.errors import AppError, ErrorCode, or_not_found
 from shared.input_rules import check_metadata, check_name
 from shared.repositories import documents
+from shared.rows import DocumentRow
 from shared.services.uploads import Completion, UploadRequest, create_document, verify_and_queue
 from shared.settings import Settings
 from shared.storage import Storage, StreamingUpload
 
 T = TypeVar("T")
-Row = dict[str, Any]
 
 
 def start_proxied_upload(
@@ -30,7 +30,7 @@ def start_proxied_upload(
     tenant_id: str,
     filename: str,
     content_type: str | None,
-) -> tuple[Row, StreamingUpload]:
+) -> tuple[DocumentRow, StreamingUpload]:
     """The document row and the multipart upload its bytes stream into, recorded together.
 
     The row expires when the upload's deadline passes, and carries the multipart upload's id: if the
@@ -42,8 +42,8 @@ def start_proxied_upload(
     row = create_document(
         conn, settings, tenant_id, request, upload_ttl=settings.proxied_upload_timeout_seconds
     )
-    writer = StreamingUpload(storage, row["object_key"], row["content_type"])
-    return documents.set_upload_id(conn, row["id"], writer.upload_id), writer
+    writer = StreamingUpload(storage, row.object_key, row.content_type)
+    return documents.set_upload_id(conn, row.id, writer.upload_id), writer
 
 
 def forget_proxied_upload(conn: Connection, document_id: uuid.UUID) -> None:

@@ -21,9 +21,9 @@ PENDING_RETRY_SECONDS = 60
 def usage(conn: Connection, settings: Settings, tenant_id: str) -> dict[str, Any]:
     held = documents.tenant_usage(conn, tenant_id)
     return {
-        "documents": held["documents"],
-        "bytes": held["bytes"],
-        "pending_uploads": held["pending_uploads"],
+        "documents": held.documents,
+        "bytes": held.bytes,
+        "pending_uploads": held.pending_uploads,
         "limits": {
             "documents": settings.tenant_max_documents,
             "bytes": settings.tenant_max_bytes,
@@ -38,21 +38,21 @@ def usage(conn: Connection, settings: Settings, tenant_id: str) -> dict[str, Any
 def check_room_for_upload(conn: Connection, settings: Settings, tenant_id: str, size: int | None) -> None:
     """429 `quota_exceeded` when one more upload of `size` bytes would pass a quota."""
     held = documents.tenant_usage(conn, tenant_id)
-    if held["pending_uploads"] >= settings.tenant_max_pending_uploads:
+    if held.pending_uploads >= settings.tenant_max_pending_uploads:
         raise TooManyRequests(
-            f"{held['pending_uploads']} uploads are still awaiting their bytes, the most at once; "
+            f"{held.pending_uploads} uploads are still awaiting their bytes, the most at once; "
             "finish or cancel some first.",
             code=ErrorCode.QUOTA_EXCEEDED,
             retry_after=PENDING_RETRY_SECONDS,
         )
-    if held["documents"] >= settings.tenant_max_documents:
+    if held.documents >= settings.tenant_max_documents:
         raise TooManyRequests(
-            f"This tenant holds {held['documents']} documents, its quota; delete some first.",
+            f"This tenant holds {held.documents} documents, its quota; delete some first.",
             code=ErrorCode.QUOTA_EXCEEDED,
         )
-    if held["bytes"] + (size or 0) > settings.tenant_max_bytes:
+    if held.bytes + (size or 0) > settings.tenant_max_bytes:
         raise TooManyRequests(
             f"This upload would take the tenant past its {settings.tenant_max_bytes}-byte quota "
-            f"({held['bytes']} bytes are stored); delete some documents first.",
+            f"({held.bytes} bytes are stored); delete some documents first.",
             code=ErrorCode.QUOTA_EXCEEDED,
         )

@@ -32,12 +32,11 @@ from shared.pipeline.extractors.ocr import OcrOptions
 from shared.pipeline.sniff import check_leading_bytes
 from shared.queue import task_id_for
 from shared.repositories import documents
+from shared.rows import DocumentRow, DocumentStatus
 from shared.services import quotas
 from shared.services.ingest_tasks import IngestTask
 from shared.settings import MiB, Settings
 from shared.storage import ObjectInfo, PresignedPost, Storage, StorageRefused
-
-Row = dict[str, Any]
 
 log = structlog.get_logger("chute.uploads")
 
@@ -62,7 +61,7 @@ class MultipartPlan:
 
 @dataclass(frozen=True, slots=True)
 class PresignedUpload:
-    document: Row
+    document: DocumentRow
     post: PresignedPost | None = None
     multipart: MultipartPlan | None = None
 
@@ -73,12 +72,12 @@ class Completion:
     transaction commits (none when it was queued before, or failed), and the failure, if any, which
     is recorded on the row (so the caller commits it) and answered after the commit."""
 
-    document: Row
+    document: DocumentRow
     tasks: list[IngestTask] = field(default_factory=list)
     failure: DocumentFailed | None = None
 
     @classmethod
-    def queued(cls, row: Row) -> Completion:
+    def queued(cls, row: DocumentRow) -> Completion:
         return cls(document=row, tasks=[IngestTask.of(row)])
 
     def raise_failure(self) -> None:
@@ -123,7 +122,7 @@ def check_size(settings: Settings, size: int) -> None:
 
 def create_document(
     conn: Connection, settings: Settings, tenant_id: str, request: UploadRequest, *, upload_ttl: int | None
-) -> Row:
+) -> DocumentRow:
     """Validate an upload request and insert its `awaiting_upload` row with a server-made key."""
     if not request.filename.strip():
         raise AppError("A filename is required.", code=ErrorCode.INVALID_FILENAME)
@@ -173,15 +172,15 @@ def presign_upload(
     row = create_document(conn, settings, tenant_id, request, upload_ttl=settings.presign_expires_seconds)
     size = request.size or 0
     if size < settings.multipart_threshold:
-        post = storage.presign_post(row["object_key"], row["content_type"], settings.max_upload_size)
+        post = storage.presign_post(row.object_key, row.content_type, settings.max_upload_size)
         return PresignedUpload(document=row, post=post)
     part_size = part_size_for(size, settings.multipart_part_size)
-    upload_id = storage.start_multipart(row["object_key"], row["content_type"])
-    row = documents.set_upload_id(conn, row["id"], upload_id)
+    upload_id = storage.start_multipart(row.object_key, row.content_type)
+    row = documents.set_upload_id(conn, row.id, upload_id)
     plan = MultipartPlan(
         upload_id=upload_id,
         part_size=part_size,
-        part_urls=storage.presign_parts(row["object_key"], upload_id, part_sizes(size, part_size)),
+        part_urls=storage.presign_parts(row.object_key, upload_id, part_sizes(size, part_size)),
         expires_at=datetime.now(UTC) + timedelta(seconds=settings.presign_expires_seconds),
     )
     return PresignedUpload(document=row, multipart=plan)
@@ -200,27 +199,29 @@ def complete_upload(
     Calling it again changes nothing and answers the same task.
     """
     row = or_not_found(documents.fetch_row(conn, tenant_id, document_id, lock=True), "document")
-    if row["status"] == "awaiting_upload" and row["upload_id"]:
-        _assemble_parts(storage, row, parts)
-        row = documents.set_upload_id(conn, row["id"], None)
+    if row.status == DocumentStatus.AWAITING_UPLOAD and row.upload_id:
+        _assemble_parts(storage, row, row.upload_id, parts)
+        row = documents.set_upload_id(conn, row.id, None)
     return verify_and_queue(conn, storage, settings, row)
 
 
-def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | None) -> None:
+def _assemble_parts(
+    storage: Storage, row: DocumentRow, upload_id: str, parts: list[tuple[int, str]] | None
+) -> None:
     if not parts:
         raise AppError(
             "This is a multipart upload: send the parts' numbers and ETags to complete it.",
             code=ErrorCode.PARTS_REQUIRED,
         )
     try:
-        storage.complete_multipart(row["object_key"], row["upload_id"], parts)
+        storage.complete_multipart(row.object_key, upload_id, parts)
     except StorageRefused as error:
-        if error.s3_code == "NoSuchUpload" and storage.head(row["object_key"]) is not None:
+        if error.s3_code == "NoSuchUpload" and storage.head(row.object_key) is not None:
             return  # assembled by an earlier call whose answer was lost
         # The bucket's own words stay in the log; the tenant gets what to do about it.
         log.warning(
             "upload.assemble.refused",
-            document_id=str(row["id"]),
+            document_id=str(row.id),
             bucket_code=error.s3_code,
             bucket_message=error.message,
         )
@@ -230,12 +231,12 @@ def _assemble_parts(storage: Storage, row: Row, parts: list[tuple[int, str]] | N
         ) from error
 
 
-def check_object(storage: Storage, settings: Settings, row: Row, *, missing: str) -> ObjectInfo:
+def check_object(storage: Storage, settings: Settings, row: DocumentRow, *, missing: str) -> ObjectInfo:
     """The document `row`'s object, once it is found fit to index: within the size limit, of the
     declared size, its leading bytes those of the document's type (read pinned to its ETag, so the
     bytes checked are the object's whose ETag is recorded). 409 `upload_not_found`, saying `missing`,
     when there is no object; `DocumentFailed` when it is not fit."""
-    info = storage.head(row["object_key"])
+    info = storage.head(row.object_key)
     if info is None:
         raise Conflict(missing, code=ErrorCode.UPLOAD_NOT_FOUND)
     if info.size > settings.max_upload_size:
@@ -243,37 +244,38 @@ def check_object(storage: Storage, settings: Settings, row: Row, *, missing: str
             ErrorCode.TOO_LARGE,
             f"The object is {info.size} bytes; the limit is {settings.max_upload_size} bytes.",
         )
-    if row["size"] is not None and info.size != row["size"]:
+    if row.size is not None and info.size != row.size:
         raise DocumentFailed(
             ErrorCode.SIZE_MISMATCH,
-            f"The upload declared {row['size']} bytes but the object has {info.size} bytes.",
+            f"The upload declared {row.size} bytes but the object has {info.size} bytes.",
         )
-    check_leading_bytes(storage.read_head(row["object_key"], info.etag), row["file_type"])
+    check_leading_bytes(storage.read_head(row.object_key, info.etag), row.file_type)
     return info
 
 
+# Completing a document in one of these again answers it as it is (docs/architecture.md#i2).
+_QUEUED_BEFORE = (DocumentStatus.QUEUED, DocumentStatus.PROCESSING, DocumentStatus.INDEXED)
 _NOT_ARRIVED = "The object has not arrived in the bucket; upload it with the presigned form, then complete."
 
 
-def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row: Row) -> Completion:
+def verify_and_queue(conn: Connection, storage: Storage, settings: Settings, row: DocumentRow) -> Completion:
     """Check the object of an `awaiting_upload` row and queue it, or record why it cannot be indexed
     (and remove the object). A row queued already answers as it is, with no task to send."""
-    status = row["status"]
-    if status in ("queued", "processing", "indexed"):
+    if row.status in _QUEUED_BEFORE:
         return Completion(document=row)
-    if status != "awaiting_upload":
-        raise Conflict(f"The document is {status}; it cannot be completed.", code=ErrorCode.INVALID_STATE)
+    if row.status != DocumentStatus.AWAITING_UPLOAD:
+        raise Conflict(f"The document is {row.status}; it cannot be completed.", code=ErrorCode.INVALID_STATE)
     try:
         info = check_object(storage, settings, row, missing=_NOT_ARRIVED)
     except DocumentFailed as failure:
-        failed = documents.mark_failed(conn, row["id"], failure.code, failure.message) or row
-        storage.delete(row["object_key"])
+        failed = documents.mark_failed(conn, row.id, failure.code, failure.message) or row
+        storage.delete(row.object_key)
         return Completion(document=failed, failure=failure)
     return queue_checked(conn, storage, row, info)
 
 
-def queue_checked(conn: Connection, storage: Storage, row: Row, info: ObjectInfo) -> Completion:
+def queue_checked(conn: Connection, storage: Storage, row: DocumentRow, info: ObjectInfo) -> Completion:
     """Queue a document whose object `info` passed `check_object`: its task id is the object's."""
-    task_id = task_id_for(storage.bucket, row["object_key"], info.etag)
-    queued = documents.mark_queued(conn, row["id"], size=info.size, etag=info.etag, task_id=task_id)
+    task_id = task_id_for(storage.bucket, row.object_key, info.etag)
+    queued = documents.mark_queued(conn, row.id, size=info.size, etag=info.etag, task_id=task_id)
     return Completion.queued(queued)
