@@ -19,8 +19,8 @@ import redis
 import redis.asyncio
 import structlog
 
+from shared.change_notices import CHANNEL_PREFIX, KEYS_REVOKED_CHANNEL
 from shared.errors import ErrorCode, TooManyRequests
-from shared.events import CHANNEL_PREFIX, KEYS_REVOKED_CHANNEL
 
 log = structlog.get_logger("chute.api")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from api.schemas import QueuedOut
 from api.state import AppState
-from shared.events import publish_change
+from shared.change_notices import publish_change
 from shared.rows import DocumentRow
 from shared.services.ingest_tasks import IngestTask, send_ingest_tasks
 

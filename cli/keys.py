@@ -11,12 +11,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from shared.db import Connection
+    from shared.rows import KeyRow
     from shared.settings import Settings
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -53,7 +54,7 @@ def _expiry(days: int | None) -> datetime | None:
 def _publish_revoked(settings: Settings, key_hash: str) -> None:
     import redis
 
-    from shared.events import publish_key_revoked
+    from shared.change_notices import publish_key_revoked
 
     publish_key_revoked(redis.Redis.from_url(settings.redis_url, socket_timeout=5), key_hash)
 
@@ -103,12 +104,12 @@ def list_keys(
         table.add_column(column, no_wrap=column != "Label")
     for row in rows:
         table.add_row(
-            str(row["id"]),
-            cell(row["tenant_id"]),
-            cell(row["prefix"]),
-            cell(row["label"] or "-"),
-            _day(row["created_at"]),
-            _day(row["expires_at"]),
+            str(row.id),
+            cell(row.tenant_id),
+            cell(row.prefix),
+            cell(row.label or "-"),
+            _day(row.created_at),
+            _day(row.expires_at),
             _state(row),
         )
     stdout_console().print(table)
@@ -118,10 +119,10 @@ def _day(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-def _state(row: dict[str, Any]) -> str:
-    if row["revoked_at"] is not None:
+def _state(row: KeyRow) -> str:
+    if row.revoked_at is not None:
         return "revoked"
-    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
         return "expired"
     return "active"
 
@@ -137,8 +138,8 @@ def revoke_key(
     settings = server_settings()
     with _transaction(settings) as conn:
         row = api_keys.revoke(conn, key)
-    _publish_revoked(settings, row["key_hash"])
-    typer.echo(f"Revoked key {row['prefix']}… of tenant '{row['tenant_id']}'.")
+    _publish_revoked(settings, row.key_hash)
+    typer.echo(f"Revoked key {row.prefix}… of tenant '{row.tenant_id}'.")
 
 
 @keys_app.command("rotate")
@@ -153,6 +154,6 @@ def rotate_key(
     settings = server_settings()
     with _transaction(settings) as conn:
         new_key, old = api_keys.rotate(conn, key, _expiry(expires_in_days))
-    _publish_revoked(settings, old["key_hash"])
-    typer.echo(f"Revoked key {old['prefix']}… of tenant '{old['tenant_id']}'. Its replacement, shown once:")
+    _publish_revoked(settings, old.key_hash)
+    typer.echo(f"Revoked key {old.prefix}… of tenant '{old.tenant_id}'. Its replacement, shown once:")
     typer.echo(new_key)

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 
 class DocumentStatus(StrEnum):
@@ -24,21 +24,8 @@ class DocumentStatus(StrEnum):
     EXPIRED = "expired"
 
 
-class _ReadByName:
-    """Transitional: `row["name"]` reads in modules not yet moved to attributes (shared/pipeline,
-    worker, cli) keep working, while mypy, which does not see this, reports each of them. Removed
-    once they read `row.name`."""
-
-    __slots__ = ()
-
-    if not TYPE_CHECKING:
-
-        def __getitem__(self, name: str) -> Any:
-            return getattr(self, name)
-
-
 @dataclass(frozen=True, slots=True)
-class DocumentRow(_ReadByName):
+class DocumentRow:
     """A row of `documents`, every column (the repositories select `*`)."""
 
     id: uuid.UUID
@@ -85,7 +72,7 @@ class ChunkRow:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyRow(_ReadByName):
+class KeyRow:
     """An API key as a listing shows it: never its hash."""
 
     id: uuid.UUID

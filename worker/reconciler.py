@@ -124,10 +124,10 @@ def reconcile(
 def _requeue_stale(conn: Connection, repairs: Repairs) -> list[IngestTask]:
     tasks = []
     for row in documents.stale_processing(conn, BATCH):
-        queued = documents.requeue(conn, row["id"])
+        queued = documents.requeue(conn, row.id)
         if queued is not None:
             tasks.append(IngestTask.of(queued))
-            repairs.requeued_stale.append(str(row["id"]))
+            repairs.requeued_stale.append(str(row.id))
     return tasks
 
 
@@ -147,13 +147,13 @@ def _resend_lost(
     for row in waiting:
         if missing <= 0:
             break
-        if str(row["task_id"]) in in_broker:
+        if str(row.task_id) in in_broker:
             continue  # still on its way: just a long queue
         missing -= 1
-        queued = documents.requeue(conn, row["id"])  # restarts the grace period
+        queued = documents.requeue(conn, row.id)  # restarts the grace period
         if queued is not None:
             tasks.append(IngestTask.of(queued))
-            repairs.resent_lost.append(str(row["id"]))
+            repairs.resent_lost.append(str(row.id))
     return tasks
 
 
@@ -163,17 +163,17 @@ def _pick_up_uploads(
     tasks: list[IngestTask] = []
     now = datetime.now(UTC)
     for row in documents.waiting_uploads(conn, settings.upload_grace_seconds, BATCH):
-        if row["upload_expires_at"] is not None and row["upload_expires_at"] < now:
-            if row["upload_id"]:
-                storage.abort_multipart(row["object_key"], row["upload_id"])
-            storage.delete(row["object_key"])
-            documents.mark_expired(conn, row["id"])
-            repairs.expired.append(str(row["id"]))
-        elif not row["upload_id"] and storage.head(row["object_key"]) is not None:
+        if row.upload_expires_at is not None and row.upload_expires_at < now:
+            if row.upload_id:
+                storage.abort_multipart(row.object_key, row.upload_id)
+            storage.delete(row.object_key)
+            documents.mark_expired(conn, row.id)
+            repairs.expired.append(str(row.id))
+        elif not row.upload_id and storage.head(row.object_key) is not None:
             completion = verify_and_queue(conn, storage, settings, row)
             if completion.tasks:
                 tasks += completion.tasks
-                repairs.picked_up.append(str(row["id"]))
+                repairs.picked_up.append(str(row.id))
     return tasks
 
 

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 import psycopg
 import structlog
 
+from shared.change_notices import publish_change
 from shared.db import transaction
-from shared.events import publish_change
 from shared.metrics import DOCUMENT_FAILURES, STEP_SECONDS
 from shared.pipeline.worker_context import WorkerContext
 from shared.repositories import documents

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import psycopg
@@ -26,9 +25,9 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 from structlog.contextvars import bound_contextvars
 
+from shared.change_notices import publish_change
 from shared.db import transaction
 from shared.errors import DocumentFailed, ErrorCode
-from shared.events import publish_change
 from shared.metrics import CHUNKS_TRUNCATED
 from shared.pipeline.attempt import PROGRESS, Attempt, Cancelled
 from shared.pipeline.chunking import ChunkingSettings, chunk
@@ -40,6 +39,7 @@ from shared.pipeline.tokens import token_counts, window
 from shared.pipeline.worker_context import WorkerContext
 from shared.repositories import chunks as chunk_rows
 from shared.repositories import documents
+from shared.rows import DocumentRow
 from shared.storage import ObjectChanged, ObjectMissing, StorageError
 
 log = structlog.get_logger("chute.ingest")
@@ -84,11 +84,11 @@ def process_next_document(ctx: WorkerContext, ticket: uuid.UUID) -> Outcome:
         # reconciler queues the document again.
         log.info("ingest.claim.held" if held else "ingest.claim.skipped", document_id=str(ticket))
         return Outcome("held" if held else "skipped")
-    with bound_contextvars(document_id=str(row["id"])):
-        return _process_claimed(Attempt(ctx, row["id"], int(row["attempts"])), row)
+    with bound_contextvars(document_id=str(row.id)):
+        return _process_claimed(Attempt(ctx, row.id, row.attempts), row)
 
 
-def _process_claimed(attempt: Attempt, row: dict[str, Any]) -> Outcome:
+def _process_claimed(attempt: Attempt, row: DocumentRow) -> Outcome:
     """Run the stages of a claimed document and record how they ended."""
     settings = attempt.ctx.settings
     publish_change(attempt.ctx.redis, attempt.document_id)
@@ -137,22 +137,23 @@ def _process_claimed(attempt: Attempt, row: dict[str, Any]) -> Outcome:
     return Outcome("indexed", chunk_count=count)
 
 
-def _run_stages(attempt: Attempt, row: dict[str, Any]) -> int:
+def _run_stages(attempt: Attempt, row: DocumentRow) -> int:
     """download -> extract -> chunk -> embed -> store; the number of chunks stored."""
     ctx = attempt.ctx
+    assert row.etag is not None  # a claimed row was queued with its checked object's ETag
     with tempfile.TemporaryDirectory(prefix="chute-", dir=ctx.settings.work_dir) as folder:
         # The file's local name comes from its type, never from the client's filename.
-        path = Path(folder) / f"document.{row['file_type']}"
+        path = Path(folder) / f"document.{row.file_type}"
         attempt.report_progress("downloading")
         with attempt.timed("download"):
-            ctx.storage.download(row["object_key"], row["etag"], path)
+            ctx.storage.download(row.object_key, row.etag, path)
 
         attempt.report_progress("extracting")
         with attempt.timed("extract"):
             elements = run_isolated(
                 extract_data,
                 str(path),
-                row["file_type"],
+                row.file_type,
                 asdict(OcrOptions.from_settings(ctx.settings)),
                 memory_limit=ctx.settings.extraction_memory_limit,
                 timeout=ctx.settings.extraction_timeout_seconds,
@@ -163,7 +164,7 @@ def _run_stages(attempt: Attempt, row: dict[str, Any]) -> int:
             )
 
     attempt.report_progress("chunking")
-    chunking = ChunkingSettings(**row["chunking"])
+    chunking = ChunkingSettings(**row.chunking)
     _check_chunk_count(_fewest_chunks(elements, chunking), ctx.settings.max_chunks)
     with attempt.timed("chunk"):
         chunks = chunk(elements, chunking)
@@ -179,7 +180,7 @@ def _run_stages(attempt: Attempt, row: dict[str, Any]) -> int:
     with attempt.timed("store"), transaction(ctx.pool) as conn:
         if not documents.finish_indexed(conn, attempt.document_id, attempt.attempt, len(chunks)):
             raise Cancelled  # rolls the transaction back: nothing is written
-        chunk_rows.replace_chunks(conn, attempt.document_id, row["tenant_id"], chunks, vectors)
+        chunk_rows.replace_chunks(conn, attempt.document_id, row.tenant_id, chunks, vectors)
     publish_change(ctx.redis, attempt.document_id)
     log.info("ingest.indexed", chunks=len(chunks))
     return len(chunks)

@@ -1,5 +1,5 @@
 """API key lifecycle: create with a label and expiry, list, revoke, rotate (operators drive it with
-`chute keys`; the caller publishes a revocation (shared.events) once the transaction has committed),
+`chute keys`; the caller publishes a revocation (shared.change_notices) once the transaction has committed),
 and looking up whose key a request carries."""
 
 from __future__ import annotations
