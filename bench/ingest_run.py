@@ -8,12 +8,13 @@ total from Celery's "succeeded in" line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,16 +173,23 @@ class MemoryPeak:
 
     def _now(self) -> float:
         total = 0.0
-        for name, process in list(self.services.stack.processes.items()):
-            if _part(name) not in ("worker", "embedding-server"):
-                continue
-            try:
-                root = psutil.Process(process.pid)
-                for member in [root, *root.children(recursive=True)]:
+        for part, member in stack_processes(self.services):
+            if part in ("worker", "embedding-server"):
+                with contextlib.suppress(psutil.Error):  # it ended since it was listed
                     total += member.memory_full_info().pss
-            except psutil.Error:
-                continue
         return total
+
+
+def stack_processes(services: Services) -> Iterator[tuple[str, psutil.Process]]:
+    """Every running process of the stack, its children included, with the part it belongs to."""
+    for name, process in list(services.stack.processes.items()):
+        try:
+            root = psutil.Process(process.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for member in tree:
+            yield _part(name), member
 
 
 def _part(process_name: str) -> str:
@@ -194,19 +202,12 @@ def cpu_seconds(services: Services) -> dict[str, float]:
     """CPU seconds used so far by each part of the stack, with its children (running, or finished and
     reaped: a worker's extraction children, Postgres's backends), and by this process: the clients."""
     used: dict[str, float] = defaultdict(float)
-    for name, process in services.stack.processes.items():
-        part = _part(name)
+    for part, member in stack_processes(services):
         try:
-            root = psutil.Process(process.pid)
-            tree = [root, *root.children(recursive=True)]
+            times = member.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        for member in tree:
-            try:
-                times = member.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            used[part] += times.user + times.system + times.children_user + times.children_system
+        used[part] += times.user + times.system + times.children_user + times.children_system
     own = psutil.Process().cpu_times()
     used["clients (bench process)"] = own.user + own.system
     return dict(used)
